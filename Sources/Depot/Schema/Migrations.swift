@@ -1,0 +1,25 @@
+/// One versioned, forward-only SQL file from `migrations/`, compiled into the binary.
+public struct Migration: Sendable, Equatable {
+    /// The number the file name starts with; applied in ascending order.
+    public let version: Int
+    /// The file name without its number and extension (`0001_schema.sql` → `schema`).
+    public let name: String
+    public let sql: String
+
+    /// Builds a migration from its file name, `NNNN_name.sql`.
+    init(file: String, bytes: [UInt8]) {
+        let stem = file.hasSuffix(".sql") ? String(file.dropLast(4)) : file
+        let parts = stem.split(separator: "_", maxSplits: 1)
+        version = Int(parts[0]) ?? -1
+        name = parts.count > 1 ? String(parts[1]) : stem
+        sql = String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+extension Migration {
+    /// Every migration, in order. A new file in `migrations/` needs one line here;
+    /// `MigrationTests` fails when the two disagree.
+    public static let all: [Migration] = [
+        Migration(file: "0001_schema.sql", bytes: PackageResources._001_schema_sql),
+    ]
+}

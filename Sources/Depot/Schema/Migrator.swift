@@ -1,0 +1,73 @@
+import Postgres
+
+/// Applies pending migrations, in order, each in its own transaction.
+///
+/// Safe when several nodes run it at once: a session advisory lock lets one apply while the
+/// others wait, and they then find nothing pending. Running it again is a no-op.
+public struct Migrator: Sendable {
+    public let migrations: [Migration]
+
+    public init(migrations: [Migration] = Migration.all) {
+        self.migrations = migrations.sorted { $0.version < $1.version }
+    }
+
+    /// The advisory lock key every `depot migrate` takes ("depot.migrate" as a number).
+    static let lockKey = 0x4445_504F_545F_4D49  // "DEPOT_MI"
+
+    /// Applies what is pending and returns what it applied (empty when up to date).
+    @discardableResult
+    public func migrate(on connection: Connection) async throws -> [Migration] {
+        try await connection.execute("SELECT pg_advisory_lock(\(Self.lockKey))")
+        do {
+            let applied = try await applyPending(on: connection)
+            try await connection.execute("SELECT pg_advisory_unlock(\(Self.lockKey))")
+            return applied
+        } catch {
+            _ = try? await connection.execute("SELECT pg_advisory_unlock(\(Self.lockKey))")
+            throw error
+        }
+    }
+
+    /// Versions already applied to this database.
+    public func appliedVersions(on connection: Connection) async throws -> Set<Int> {
+        let exists = try await connection.query("SELECT to_regclass('depot.schema_migrations') IS NOT NULL")
+        guard try exists.first?.decode(at: 0, as: Bool.self) == true else { return [] }
+        let rows = try await connection.query("SELECT version FROM depot.schema_migrations")
+        return Set(try rows.map { try $0.decode(at: 0, as: Int.self) })
+    }
+
+    private func applyPending(on connection: Connection) async throws -> [Migration] {
+        try await connection.executeUnsafeScript("""
+            CREATE SCHEMA IF NOT EXISTS depot;
+            CREATE TABLE IF NOT EXISTS depot.schema_migrations (
+                version    integer PRIMARY KEY,
+                name       text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            );
+            """)
+        let done = try await appliedVersions(on: connection)
+        var applied: [Migration] = []
+        for migration in migrations where !done.contains(migration.version) {
+            do {
+                try await connection.transaction { connection in
+                    try await connection.executeUnsafeScript(migration.sql)
+                    try await connection.execute(
+                        "INSERT INTO depot.schema_migrations (version, name) VALUES (\(Int32(migration.version)), \(migration.name))")
+                }
+            } catch let error as PostgresError {
+                throw MigrationError(migration: migration, underlying: error)
+            }
+            applied.append(migration)
+        }
+        return applied
+    }
+}
+
+/// A migration that failed; nothing of it was applied.
+public struct MigrationError: Error, CustomStringConvertible {
+    public let migration: Migration
+    public let underlying: PostgresError
+    public var description: String {
+        "migration \(migration.version) (\(migration.name)) failed and was rolled back: \(underlying)"
+    }
+}

@@ -1,0 +1,135 @@
+import Foundation
+
+/// A store held in this process's memory: a development default and the seeds' failover store.
+///
+/// Same semantics as `PostgresStore` (leases, priorities, groups, idempotency keys); nothing
+/// survives the process, and other nodes cannot see it.
+public actor MemoryStore: MessageStore {
+    public nonisolated let name: String
+    private var messages: [UUID: Entry] = [:]
+    private var keys: [String: UUID] = [:]
+    private var deadLetters: [UUID: (Message, DeadLetterReason)] = [:]
+    private var nextSequence = 1
+    private let now: @Sendable () -> Date
+
+    private struct Entry {
+        var message: Message
+        var lockedBy: String?
+        var lockedUntil: Date?
+        func isLeased(at time: Date) -> Bool { lockedUntil.map { $0 > time } ?? false }
+    }
+
+    /// - Parameter now: the clock; tests may pass their own. Default `Date.init`.
+    public init(name: String, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.name = name
+        self.now = now
+    }
+
+    public func store(_ message: OutgoingMessage) async throws -> StoreReceipt {
+        try await store([message])[0]
+    }
+
+    public func store(_ batch: [OutgoingMessage]) async throws -> [StoreReceipt] {
+        let time = now()
+        return batch.map { outgoing in
+            if let key = outgoing.idempotencyKey, let first = keys[key] {
+                return StoreReceipt(id: first, created: false)
+            }
+            let id = UUID()
+            let message = Message(
+                id: id, store: name, payload: outgoing.payload, headers: outgoing.headers,
+                contentType: outgoing.contentType, priority: outgoing.priority, createdAt: time,
+                availableAt: time.addingTimeInterval(Double(max(outgoing.delay.milliseconds, 0)) / 1000),
+                groupKey: outgoing.groupKey, idempotencyKey: outgoing.idempotencyKey, sequence: nextSequence)
+            nextSequence += 1
+            messages[id] = Entry(message: message)
+            if let key = outgoing.idempotencyKey { keys[key] = id }
+            return StoreReceipt(id: id, created: true)
+        }
+    }
+
+    public func claim(limit: Int, consumer: String, lease: Duration) async throws -> [Message] {
+        try StoreError.checkLimit(limit)
+        let time = now()
+        // Only a group's oldest message may be claimed; it blocks the rest until it leaves.
+        var groupHeads: [String: Int] = [:]
+        for entry in messages.values {
+            guard let group = entry.message.groupKey else { continue }
+            groupHeads[group] = min(groupHeads[group] ?? .max, entry.message.sequence)
+        }
+        let claimable = messages.values
+            .filter { entry in
+                !entry.isLeased(at: time) && entry.message.availableAt <= time
+                    && entry.message.groupKey.map { groupHeads[$0] == entry.message.sequence } ?? true
+            }
+            .map(\.message)
+            .sorted(by: PostgresStore.deliveryOrder)
+            .prefix(limit)
+        let until = time.addingTimeInterval(Double(lease.milliseconds) / 1000)
+        return claimable.map { message in
+            messages[message.id]!.lockedBy = consumer
+            messages[message.id]!.lockedUntil = until
+            messages[message.id]!.message.attempts += 1
+            return messages[message.id]!.message
+        }
+    }
+
+    @discardableResult
+    public func ack(_ ids: [UUID], consumer: String) async throws -> Int {
+        var removed = 0
+        for id in Set(ids) where messages[id]?.lockedBy == consumer {
+            messages[id] = nil
+            removed += 1
+        }
+        return removed
+    }
+
+    @discardableResult
+    public func release(_ id: UUID, consumer: String, retryAt: Date, error: String?) async throws -> Bool {
+        guard messages[id]?.lockedBy == consumer else { return false }
+        messages[id]!.lockedBy = nil
+        messages[id]!.lockedUntil = nil
+        messages[id]!.message.availableAt = retryAt
+        if let error { messages[id]!.message.lastError = error }
+        return true
+    }
+
+    @discardableResult
+    public func deadLetter(_ id: UUID, consumer: String, reason: DeadLetterReason) async throws -> Bool {
+        guard let entry = messages[id], entry.lockedBy == consumer else { return false }
+        messages[id] = nil
+        deadLetters[id] = (entry.message, reason)
+        return true
+    }
+
+    public func counts() async throws -> StoreCounts {
+        let time = now()
+        var counts = StoreCounts(deadLetters: deadLetters.count)
+        for entry in messages.values {
+            if entry.isLeased(at: time) {
+                counts.inFlight += 1
+            } else if entry.message.availableAt <= time {
+                counts.ready += 1
+            } else {
+                counts.delayed += 1
+            }
+        }
+        return counts
+    }
+
+    public func peek(limit: Int) async throws -> [Message] {
+        try StoreError.checkLimit(limit)
+        return Array(messages.values.map(\.message).sorted(by: PostgresStore.deliveryOrder).prefix(limit))
+    }
+
+    @discardableResult
+    public func purge() async throws -> Int {
+        defer { messages.removeAll() }
+        return messages.count
+    }
+
+    /// The dead letters with their reasons, oldest message first.
+    public func deadLetterEntries() -> [(message: Message, reason: DeadLetterReason)] {
+        deadLetters.values.sorted { $0.0.sequence < $1.0.sequence }.map { (message: $0.0, reason: $0.1) }
+    }
+}

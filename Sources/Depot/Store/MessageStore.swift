@@ -1,0 +1,97 @@
+import Foundation
+
+/// A named place messages wait until exactly one consumer takes them.
+///
+/// Claims are leases: a claimed message is hidden from other consumers until the consumer acks
+/// it (it is gone), releases it (it comes back at a given time), dead-letters it, or the lease
+/// runs out (it comes back by itself, its attempt counted). Ordering: higher priority first,
+/// then arrival order; messages sharing a group key go out one at a time, in arrival order,
+/// across all consumers.
+///
+/// `PostgresStore` and `MemoryStore` conform; a store of your own can run `DepotConformance`.
+public protocol MessageStore: Sendable {
+    /// The store's name.
+    var name: String { get }
+
+    /// Stores one message.
+    func store(_ message: OutgoingMessage) async throws -> StoreReceipt
+
+    /// Stores many messages in one round trip, all or none. Receipts are in input order.
+    func store(_ messages: [OutgoingMessage]) async throws -> [StoreReceipt]
+
+    /// Leases up to `limit` ready messages to `consumer` for `lease`; each claim counts an attempt.
+    func claim(limit: Int, consumer: String, lease: Duration) async throws -> [Message]
+
+    /// Removes messages `consumer` holds a lease on; returns how many were removed.
+    /// A message whose lease expired and went to another consumer is not removed.
+    @discardableResult
+    func ack(_ ids: [UUID], consumer: String) async throws -> Int
+
+    /// Gives a leased message back, claimable again at `retryAt`; records `error` if given.
+    /// Returns false when `consumer` no longer holds the lease.
+    @discardableResult
+    func release(_ id: UUID, consumer: String, retryAt: Date, error: String?) async throws -> Bool
+
+    /// Moves a leased message to the dead letters with `reason`. False when the lease is gone.
+    @discardableResult
+    func deadLetter(_ id: UUID, consumer: String, reason: DeadLetterReason) async throws -> Bool
+
+    /// How many messages wait, by state.
+    func counts() async throws -> StoreCounts
+
+    /// The next `limit` messages in delivery order, without claiming them.
+    func peek(limit: Int) async throws -> [Message]
+
+    /// Removes every message (not the dead letters); returns how many.
+    @discardableResult
+    func purge() async throws -> Int
+}
+
+/// Why and where a message was dead-lettered.
+public struct DeadLetterReason: Sendable, Equatable {
+    public var reason: String
+    public var lastError: String?
+    /// The HTTP status of the last attempt, if it was a delivery.
+    public var statusCode: Int?
+    public var processor: String?
+    public var node: String?
+
+    public init(_ reason: String, lastError: String? = nil, statusCode: Int? = nil, processor: String? = nil, node: String? = nil) {
+        self.reason = reason
+        self.lastError = lastError
+        self.statusCode = statusCode
+        self.processor = processor
+        self.node = node
+    }
+}
+
+/// A problem with a store call that the caller can fix.
+public struct StoreError: Error, Sendable, CustomStringConvertible {
+    public enum Code: Sendable, Equatable {
+        /// The store has no row in depot.stores.
+        case undeclaredStore
+        /// An argument was out of range or malformed.
+        case invalidArgument
+    }
+    public let code: Code
+    public let message: String
+    /// How to fix it.
+    public let hint: String?
+
+    public init(_ code: Code, _ message: String, hint: String? = nil) {
+        self.code = code
+        self.message = message
+        self.hint = hint
+    }
+
+    public var description: String { hint.map { "\(message); \($0)" } ?? message }
+
+    static func undeclared(_ store: String) -> StoreError {
+        StoreError(.undeclaredStore, "store \"\(store)\" is not declared",
+                   hint: "declare it first: depot stores add '\(store)' (or INSERT INTO depot.stores (name) VALUES (...))")
+    }
+
+    static func checkLimit(_ limit: Int) throws {
+        guard limit >= 1 else { throw StoreError(.invalidArgument, "limit must be at least 1, got \(limit)") }
+    }
+}

@@ -1,0 +1,174 @@
+import Foundation
+import Postgres
+
+/// A store whose messages live in `depot.messages`, shared by every node on the database.
+///
+/// Claims use `FOR UPDATE SKIP LOCKED`, so any number of consumers on any number of
+/// connections take disjoint messages without waiting on each other.
+public struct PostgresStore: MessageStore {
+    public let name: String
+    let pool: ConnectionPool
+
+    /// A handle on the store `name`; it must have a row in `depot.stores` before messages go in.
+    public init(name: String, pool: ConnectionPool) {
+        self.name = name
+        self.pool = pool
+    }
+
+    public func store(_ message: OutgoingMessage) async throws -> StoreReceipt {
+        try await store([message])[0]
+    }
+
+    public func store(_ messages: [OutgoingMessage]) async throws -> [StoreReceipt] {
+        guard !messages.isEmpty else { return [] }
+        return try await pool.withConnection { try await store(messages, on: $0) }
+    }
+
+    /// Stores messages on the caller's connection, inside whatever transaction it has open:
+    /// commit and they exist, roll back and they never did.
+    public func store(_ messages: [OutgoingMessage], on connection: Connection) async throws -> [StoreReceipt] {
+        guard !messages.isEmpty else { return [] }
+        do {
+            let rows = try await connection.query(Self.messageStoreBatch(store: name, messages))
+            return try rows.map { StoreReceipt(id: try $0.decode(at: 0), created: try $0.decode(at: 1)) }
+        } catch let error as PostgresError where error.sqlState == SQLState("42704") {
+            throw StoreError.undeclared(name)
+        }
+    }
+
+    public func claim(limit: Int, consumer: String, lease: Duration) async throws -> [Message] {
+        try StoreError.checkLimit(limit)
+        let rows = try await pool.query(Self.messageClaim(store: name, limit: limit, consumer: consumer, lease: lease))
+        // RETURNING has no order; hand them out in delivery order.
+        return try rows.map(Self.message(from:)).sorted(by: Self.deliveryOrder)
+    }
+
+    @discardableResult
+    public func ack(_ ids: [UUID], consumer: String) async throws -> Int {
+        guard !ids.isEmpty else { return 0 }
+        return try await pool.query("""
+            DELETE FROM depot.messages WHERE id = ANY(\(ids)) AND locked_by = \(consumer)
+            """).affectedRows
+    }
+
+    @discardableResult
+    public func release(_ id: UUID, consumer: String, retryAt: Date, error: String?) async throws -> Bool {
+        try await pool.query("""
+            UPDATE depot.messages
+            SET locked_by = NULL, locked_until = NULL, available_at = \(retryAt), last_error = coalesce(\(error), last_error)
+            WHERE id = \(id) AND locked_by = \(consumer)
+            """).affectedRows == 1
+    }
+
+    @discardableResult
+    public func deadLetter(_ id: UUID, consumer: String, reason: DeadLetterReason) async throws -> Bool {
+        // One statement: the row leaves depot.messages only if it lands in depot.dead_letters.
+        try await pool.query("""
+            WITH gone AS (
+                DELETE FROM depot.messages WHERE id = \(id) AND locked_by = \(consumer)
+                RETURNING id, store, payload, headers, content_type, priority, group_key, idempotency_key,
+                          created_at, attempts, last_error
+            )
+            INSERT INTO depot.dead_letters (id, store, payload, headers, content_type, priority, group_key,
+                idempotency_key, created_at, attempts, reason, last_error, status_code, processor, node)
+            SELECT id, store, payload, headers, content_type, priority, group_key, idempotency_key, created_at,
+                   attempts, \(reason.reason), coalesce(\(reason.lastError), last_error), \(reason.statusCode.map(Int32.init)),
+                   \(reason.processor), \(reason.node)
+            FROM gone
+            ON CONFLICT (id) DO UPDATE SET reason = excluded.reason, last_error = excluded.last_error,
+                status_code = excluded.status_code, processor = excluded.processor, node = excluded.node,
+                attempts = excluded.attempts, dead_at = now()
+            """).affectedRows == 1
+    }
+
+    public func counts() async throws -> StoreCounts {
+        let rows = try await pool.query("""
+            SELECT ready, delayed, in_flight, dead_letters FROM depot.store_stats WHERE store = \(name)
+            """)
+        guard let row = rows.first else { throw StoreError.undeclared(name) }
+        let (ready, delayed, inFlight, dead) = try row.decode((Int, Int, Int, Int).self)
+        return StoreCounts(ready: ready, delayed: delayed, inFlight: inFlight, deadLetters: dead)
+    }
+
+    public func peek(limit: Int) async throws -> [Message] {
+        try StoreError.checkLimit(limit)
+        let rows = try await pool.query("""
+            SELECT \(unsafeRaw: Self.messageColumns) FROM depot.messages
+            WHERE store = \(name) ORDER BY priority DESC, seq LIMIT \(limit)
+            """)
+        return try rows.map(Self.message(from:))
+    }
+
+    @discardableResult
+    public func purge() async throws -> Int {
+        try await pool.query("DELETE FROM depot.messages WHERE store = \(name)").affectedRows
+    }
+
+    // MARK: - Statements
+
+    static let messageColumns = """
+        id, store, payload, headers, content_type, priority, created_at, available_at, attempts, \
+        group_key, idempotency_key, last_error, seq
+        """
+
+    static func messageStoreBatch(store: String, _ messages: [OutgoingMessage]) -> SQL {
+        let payloads = messages.map(\.payload)
+        let headers = messages.map { message in (try? JSONB(encoding: message.headers)) ?? JSONB("{}") }
+        let contentTypes = messages.map(\.contentType)
+        let priorities = messages.map { Int32(clamping: $0.priority) }
+        let delays = messages.map { Int(max($0.delay.milliseconds, 0)) }
+        let groupKeys = messages.map(\.groupKey)
+        let keys = messages.map(\.idempotencyKey)
+        return """
+            SELECT id, created FROM depot.store_batch(\(store), \(payloads), \(headers), \(contentTypes), \
+            \(priorities), \(delays), \(groupKeys), \(keys))
+            """
+    }
+
+    /// Why a CTE: LIMIT inside the locking SELECT bounds what is locked to what is claimed.
+    /// The NOT EXISTS keeps a group to one message at a time: only a group's oldest message is
+    /// claimable, and it stays oldest (blocking the rest) while leased or waiting for a retry.
+    static func messageClaim(store: String, limit: Int, consumer: String, lease: Duration) -> SQL {
+        let leaseSeconds = Double(lease.components.seconds) + Double(lease.components.attoseconds) / 1e18
+        return """
+            WITH next AS (
+                SELECT m.id FROM depot.messages m
+                WHERE m.store = \(store)
+                  AND m.available_at <= now()
+                  AND (m.locked_until IS NULL OR m.locked_until <= now())
+                  AND (m.group_key IS NULL OR NOT EXISTS (
+                        SELECT 1 FROM depot.messages e
+                        WHERE e.store = m.store AND e.group_key = m.group_key AND e.seq < m.seq))
+                ORDER BY m.priority DESC, m.seq
+                LIMIT \(limit)
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE depot.messages m
+            SET locked_by = \(consumer), locked_until = now() + make_interval(secs => \(leaseSeconds)),
+                attempts = m.attempts + 1
+            FROM next WHERE m.id = next.id
+            RETURNING \(unsafeRaw: messageColumns.split(separator: ",").map { "m." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", "))
+            """
+    }
+
+    static func message(from row: Row) throws -> Message {
+        Message(
+            id: try row.decode("id"),
+            store: try row.decode("store"),
+            payload: try row.decode("payload"),
+            headers: try row.decode("headers"),
+            contentType: try row.decode("content_type"),
+            priority: try row.decode("priority"),
+            createdAt: try row.decode("created_at"),
+            availableAt: try row.decode("available_at"),
+            attempts: try row.decode("attempts"),
+            groupKey: try row.decode("group_key"),
+            idempotencyKey: try row.decode("idempotency_key"),
+            lastError: try row.decode("last_error"),
+            sequence: try row.decode("seq"))
+    }
+
+    static func deliveryOrder(_ a: Message, _ b: Message) -> Bool {
+        a.priority != b.priority ? a.priority > b.priority : a.sequence < b.sequence
+    }
+}

@@ -1,0 +1,318 @@
+import CLibPQ
+import Dispatch
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One connection to PostgreSQL.
+///
+/// libpq calls block, so each connection owns a serial dispatch queue (its own thread) and every
+/// libpq call runs there; async callers suspend instead of blocking Swift's cooperative pool.
+/// A connection serves one caller at a time: borrow it from a `ConnectionPool`, or own it.
+public final class Connection: @unchecked Sendable {
+    // Every mutable field below is touched only on `queue`.
+    private let queue: DispatchQueue
+    private var handle: OpaquePointer?
+    private var preparedNames: [String: String] = [:]
+    private var pendingNotifications: [PostgresNotification] = []
+    public let configuration: ConnectionConfiguration
+
+    /// At most this many statements are kept prepared per connection; others run unprepared.
+    static let preparedStatementLimit = 512
+
+    private init(configuration: ConnectionConfiguration, handle: OpaquePointer) {
+        self.configuration = configuration
+        self.handle = handle
+        queue = DispatchQueue(label: "depot.postgres.connection")
+    }
+
+    deinit {
+        if let handle { PQfinish(handle) }
+    }
+
+    /// Opens a connection. Throws a `.connection` error that names the server and never the password.
+    public static func connect(_ configuration: ConnectionConfiguration = .fromEnvironment()) async throws -> Connection {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try openHandle(configuration) })
+            }
+        }
+    }
+
+    private static func openHandle(_ configuration: ConnectionConfiguration) throws -> Connection {
+        // Defaults first; the connection string (expanded from "dbname") overrides them.
+        let keywords = ["connect_timeout", "fallback_application_name", "dbname"]
+        let values = [String(configuration.connectTimeoutSeconds), configuration.applicationName, configuration.connectionString]
+        let handle = withCStrings(keywords) { keywordPointers in
+            withCStrings(values) { valuePointers in
+                PQconnectdbParams(keywordPointers, valuePointers, 1)
+            }
+        }
+        guard let handle else {
+            throw PostgresError(kind: .connection, message: "cannot connect to PostgreSQL: libpq could not allocate a connection")
+        }
+        guard PQstatus(handle) == CONNECTION_OK else {
+            let reason = configuration.redact(oneLine(PQerrorMessage(handle)))
+            PQfinish(handle)
+            throw PostgresError(kind: .connection, message: "cannot connect to PostgreSQL: \(reason)", hint: connectionHint(for: reason))
+        }
+        // Server notices (and the FATAL a shutting-down server sends an idle client) are not
+        // printed to stderr from a library; errors reach callers as PostgresError instead.
+        PQsetNoticeProcessor(handle, { _, _ in }, nil)
+        return Connection(configuration: configuration, handle: handle)
+    }
+
+    /// True once the connection is known to be unusable; a pool then discards it.
+    public var isBroken: Bool {
+        queue.sync { handle == nil || PQstatus(handle) != CONNECTION_OK }
+    }
+
+    /// Closes the connection. Later calls throw.
+    public func close() {
+        queue.sync {
+            if let handle { PQfinish(handle) }
+            handle = nil
+        }
+    }
+
+    // MARK: - Statements
+
+    /// Runs one statement and returns its rows (binary format).
+    @discardableResult
+    public func query(_ sql: SQL) async throws -> Rows {
+        try await onQueue { try self.run(sql) }
+    }
+
+    /// Runs one statement and returns how many rows it affected.
+    @discardableResult
+    public func execute(_ sql: SQL) async throws -> Int {
+        try await query(sql).affectedRows
+    }
+
+    /// Runs text that may hold several statements and no parameters (a migration file).
+    /// The name says "unsafe": the text must come from a trusted place.
+    public func executeUnsafeScript(_ text: String) async throws {
+        try await onQueue {
+            let handle = try self.liveHandle(mayReconnect: true)
+            let result = PQexec(handle, text)
+            defer { PQclear(result) }
+            try self.check(result, query: "(script)")
+        }
+    }
+
+    /// Runs `body` inside BEGIN … COMMIT; any thrown error rolls back and is rethrown.
+    @discardableResult
+    public func transaction<T>(_ body: (Connection) async throws -> T) async throws -> T {
+        try await execute("BEGIN")
+        do {
+            let value = try await body(self)
+            try await execute("COMMIT")
+            return value
+        } catch {
+            if !isBroken { _ = try? await execute("ROLLBACK") }
+            throw error
+        }
+    }
+
+    // MARK: - LISTEN / NOTIFY
+
+    /// Subscribes this connection to a channel. Pair with `notifications(timeout:)`.
+    public func listen(_ channel: String) async throws {
+        try await execute(SQL(unsafeSQL: "LISTEN \(quoteIdentifier(channel))"))
+    }
+
+    /// Unsubscribes from a channel.
+    public func unlisten(_ channel: String) async throws {
+        try await execute(SQL(unsafeSQL: "UNLISTEN \(quoteIdentifier(channel))"))
+    }
+
+    /// Sends a notification (`pg_notify`, so the channel and payload are parameters).
+    public func notify(_ channel: String, payload: String = "") async throws {
+        try await execute("SELECT pg_notify(\(channel), \(payload))")
+    }
+
+    /// Waits until at least one notification arrives or `timeout` passes; returns what arrived.
+    ///
+    /// Blocks this connection's own thread, never the cooperative pool. Throws if the connection breaks.
+    public func notifications(timeout: Duration) async throws -> [PostgresNotification] {
+        try await onQueue {
+            let handle = try self.liveHandle(mayReconnect: false)
+            var found = self.drainNotifications(handle)
+            if found.isEmpty {
+                let millis = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+                var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
+                let ready = poll(&descriptor, 1, millis)
+                if ready > 0 {
+                    guard PQconsumeInput(handle) == 1 else { throw self.connectionLost(handle) }
+                    found = self.drainNotifications(handle)
+                }
+            }
+            return found
+        }
+    }
+
+    private func drainNotifications(_ handle: OpaquePointer) -> [PostgresNotification] {
+        var found = pendingNotifications
+        pendingNotifications.removeAll()
+        PQconsumeInput(handle)
+        while let notice = PQnotifies(handle) {
+            found.append(PostgresNotification(
+                channel: String(cString: notice.pointee.relname),
+                payload: String(cString: notice.pointee.extra),
+                senderPID: notice.pointee.be_pid))
+            PQfreemem(notice)
+        }
+        return found
+    }
+
+    // MARK: - Running on the connection's thread
+
+    private func onQueue<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
+            queue.async { continuation.resume(with: Result { try work() }) }
+        }
+    }
+
+    /// Returns the live handle. When the server went away while we were idle (outside a
+    /// transaction, nothing sent yet), reconnects once, so a server restart costs no failed statement.
+    private func liveHandle(mayReconnect: Bool) throws -> OpaquePointer {
+        guard let handle else { throw PostgresError(kind: .connection, message: "the connection is closed") }
+        if mayReconnect, PQtransactionStatus(handle) == PQTRANS_IDLE, serverHasHungUp(handle) {
+            PQreset(handle)
+            preparedNames.removeAll()
+            pendingNotifications.removeAll()
+            guard PQstatus(handle) == CONNECTION_OK else { throw connectionLost(handle) }
+        }
+        guard PQstatus(handle) == CONNECTION_OK else { throw connectionLost(handle) }
+        return handle
+    }
+
+    /// True when the socket reports the peer closed it (or an error), checked without waiting.
+    private func serverHasHungUp(_ handle: OpaquePointer) -> Bool {
+        // Readable while idle means a notification or the server's goodbye (an error message,
+        // then end of file). Let libpq read until nothing is left; EOF makes it return 0.
+        for _ in 0..<8 {
+            if PQstatus(handle) != CONNECTION_OK { return true }
+            var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
+            guard poll(&descriptor, 1, 0) > 0 else { return false }
+            if descriptor.revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 { return true }
+            if PQconsumeInput(handle) == 0 { return true }
+            while let notice = PQnotifies(handle) {
+                pendingNotifications.append(PostgresNotification(
+                    channel: String(cString: notice.pointee.relname),
+                    payload: String(cString: notice.pointee.extra),
+                    senderPID: notice.pointee.be_pid))
+                PQfreemem(notice)
+            }
+        }
+        return PQstatus(handle) != CONNECTION_OK
+    }
+
+    private func run(_ sql: SQL) throws -> Rows {
+        let handle = try liveHandle(mayReconnect: true)
+        let bindings = sql.bindings
+        let types = bindings.map { Oid($0.type.oid) }
+        let lengths = bindings.map { Int32($0.bytes?.count ?? 0) }
+        let formats = [Int32](repeating: 1, count: bindings.count)
+        let statementName = try preparedName(for: sql, types: types, handle: handle)
+        let result: OpaquePointer? = withParameterPointers(bindings) { values in
+            if let statementName {
+                return PQexecPrepared(handle, statementName, Int32(bindings.count), values, lengths, formats, 1)
+            }
+            return PQexecParams(handle, sql.text, Int32(bindings.count), types, values, lengths, formats, 1)
+        }
+        do {
+            try check(result, query: sql.text)
+        } catch {
+            PQclear(result)
+            throw error
+        }
+        return Rows(result: result)
+    }
+
+    /// Prepares a statement the first time its text is seen on this connection.
+    private func preparedName(for sql: SQL, types: [Oid], handle: OpaquePointer) throws -> String? {
+        let key = sql.text + "\u{0}" + types.map(String.init).joined(separator: ",")
+        if let name = preparedNames[key] { return name }
+        guard preparedNames.count < Self.preparedStatementLimit else { return nil }
+        let name = "depot_\(preparedNames.count + 1)"
+        let result = PQprepare(handle, name, sql.text, Int32(types.count), types)
+        defer { PQclear(result) }
+        try check(result, query: sql.text)
+        preparedNames[key] = name
+        return name
+    }
+
+    private func check(_ result: OpaquePointer?, query: String) throws {
+        guard let handle else { throw PostgresError(kind: .connection, message: "the connection is closed") }
+        guard let result else { throw connectionLost(handle) }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY, PGRES_COPY_IN, PGRES_COPY_OUT:
+            return
+        default:
+            func field(_ code: Character) -> String? {
+                guard let value = PQresultErrorField(result, Int32(code.asciiValue!)) else { return nil }
+                return String(cString: value)
+            }
+            guard let state = field("C") else { throw connectionLost(handle) }
+            throw PostgresError(
+                kind: .server, sqlState: SQLState(state),
+                message: configuration.redact(field("M") ?? "unknown server error"),
+                detail: field("D").map(configuration.redact), hint: field("H"), query: query)
+        }
+    }
+
+    private func connectionLost(_ handle: OpaquePointer) -> PostgresError {
+        let reason = configuration.redact(Self.oneLine(PQerrorMessage(handle)))
+        return PostgresError(kind: .connection, message: "lost the connection to PostgreSQL: \(reason.isEmpty ? "no reason given" : reason)")
+    }
+
+    // MARK: - Helpers
+
+    static func oneLine(_ message: UnsafePointer<CChar>?) -> String {
+        guard let message else { return "" }
+        return String(cString: message)
+            .split(whereSeparator: \.isNewline)
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }
+            .joined(separator: "; ")
+    }
+
+    static func connectionHint(for reason: String) -> String {
+        if reason.contains("password authentication failed") || reason.contains("no password supplied") {
+            return "check the user and password in DEPOT_DATABASE_URL"
+        }
+        if reason.contains("does not exist") && reason.contains("database") {
+            return "create the database (createdb NAME) or name an existing one in DEPOT_DATABASE_URL"
+        }
+        if reason.contains("invalid") || reason.contains("missing") {
+            return "DEPOT_DATABASE_URL must be a postgres:// URL or a conninfo string such as 'host=localhost dbname=depot'"
+        }
+        return "start PostgreSQL, or point DEPOT_DATABASE_URL (or PGHOST/PGPORT) at a running server"
+    }
+}
+
+private func withCStrings<R>(_ strings: [String], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+    var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
+    pointers.append(nil)
+    defer { pointers.forEach { free($0) } }
+    return body(pointers.map { UnsafePointer($0) })
+}
+
+private func withParameterPointers<R>(_ bindings: [SQL.Binding], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+    // Each binding's bytes stay alive for the call; NULL is a nil pointer.
+    var buffers: [UnsafeMutableRawPointer?] = []
+    buffers.reserveCapacity(bindings.count)
+    defer { buffers.forEach { $0?.deallocate() } }
+    for binding in bindings {
+        guard let bytes = binding.bytes else { buffers.append(nil); continue }
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(bytes.count, 1), alignment: 1)
+        bytes.withUnsafeBytes { if let base = $0.baseAddress { buffer.copyMemory(from: base, byteCount: bytes.count) } }
+        buffers.append(buffer)
+    }
+    return body(buffers.map { $0.map { UnsafePointer($0.assumingMemoryBound(to: CChar.self)) } })
+}

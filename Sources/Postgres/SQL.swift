@@ -1,0 +1,81 @@
+import Foundation
+
+/// A parameterised SQL statement.
+///
+/// Built by string interpolation: every interpolated value becomes a `$n` parameter, sent apart
+/// from the text, so values can never change what the statement does.
+///
+///     let sql: SQL = "SELECT id FROM depot.messages WHERE store = \(store) LIMIT \(limit)"
+///
+/// Raw text (an identifier that was validated elsewhere) goes in only through
+/// `\(unsafeRaw: text)`, a name that makes a reviewer stop.
+public struct SQL: Sendable, ExpressibleByStringInterpolation, CustomStringConvertible {
+    /// The statement text with `$1…$n` placeholders.
+    public private(set) var text: String
+    /// The bound values, in placeholder order. Never logged.
+    public private(set) var bindings: [Binding]
+
+    /// One parameter: its type and binary value (`nil` is SQL NULL).
+    public struct Binding: Sendable {
+        public let type: PostgresType
+        public let bytes: [UInt8]?
+    }
+
+    public init(stringLiteral value: String) {
+        text = value
+        bindings = []
+    }
+
+    public init(stringInterpolation: Interpolation) {
+        text = stringInterpolation.text
+        bindings = stringInterpolation.bindings
+    }
+
+    /// Wraps text that has no parameters and comes from a trusted place (a migration file, a literal).
+    public init(unsafeSQL text: String) {
+        self.text = text
+        bindings = []
+    }
+
+    public struct Interpolation: StringInterpolationProtocol {
+        var text = ""
+        var bindings: [Binding] = []
+
+        public init(literalCapacity: Int, interpolationCount: Int) {
+            text.reserveCapacity(literalCapacity + interpolationCount * 3)
+        }
+
+        public mutating func appendLiteral(_ literal: String) { text += literal }
+
+        /// Binds a value as the next `$n` parameter.
+        /// An empty Optional becomes SQL NULL.
+        public mutating func appendInterpolation<T: PostgresEncodable>(_ value: T) {
+            guard !value.isNullValue else { return bind(Binding(type: T.postgresType, bytes: nil)) }
+            var bytes: [UInt8] = []
+            value.encode(into: &bytes)
+            bind(Binding(type: T.postgresType, bytes: bytes))
+        }
+
+        /// Binds an optional value; `nil` becomes SQL NULL. (Spelled out so optionals need no cast.)
+        public mutating func appendInterpolation<T: PostgresEncodable>(_ value: T?) {
+            guard let value else { return bind(Binding(type: T.postgresType, bytes: nil)) }
+            appendInterpolation(value)
+        }
+
+        /// Inserts text verbatim. Only for identifiers and fragments that were validated or are constants.
+        public mutating func appendInterpolation(unsafeRaw text: String) { self.text += text }
+
+        mutating func bind(_ binding: Binding) {
+            bindings.append(binding)
+            text += "$\(bindings.count)"
+        }
+    }
+
+    /// The statement text only; parameter values are redacted.
+    public var description: String { bindings.isEmpty ? text : "\(text) [\(bindings.count) parameters]" }
+}
+
+/// Quotes an identifier (a schema, table or channel name) for use in SQL text.
+public func quoteIdentifier(_ name: String) -> String {
+    "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+}

@@ -1,0 +1,109 @@
+import Foundation
+import Postgres
+import Testing
+import TestSupport
+
+@Suite("Connections, errors, transactions and notifications")
+struct ConnectionTests {
+    func connect() async throws -> Connection {
+        try await Connection.connect(ConnectionConfiguration(try TestDatabase.serverURL()))
+    }
+
+    @Test("a server error carries SQLSTATE, message, detail and hint")
+    func serverErrorFields() async throws {
+        let connection = try await connect()
+        defer { connection.close() }
+        let error = await #expect(throws: PostgresError.self) {
+            try await connection.execute("""
+                DO $$ BEGIN RAISE EXCEPTION 'broken thing' USING ERRCODE = '22023', DETAIL = 'the detail', HINT = 'the hint'; END $$
+                """)
+        }
+        #expect(error?.kind == .server)
+        #expect(error?.sqlState == SQLState("22023"))
+        #expect(error?.message == "broken thing")
+        #expect(error?.detail == "the detail")
+        #expect(error?.hint == "the hint")
+        // The connection stays usable after a statement error.
+        #expect(try await connection.query("SELECT 1").first?.decode(at: 0, as: Int.self) == 1)
+    }
+
+    @Test("a wrong password is a connection error that never shows the password")
+    func wrongPassword() async throws {
+        guard var url = URLComponents(string: try TestDatabase.serverURL()) else { return }
+        url.password = "not-the-password-S3CRET"
+        let error = await #expect(throws: PostgresError.self) {
+            try await Connection.connect(ConnectionConfiguration(url.string!))
+        }
+        #expect(error?.kind == .connection)
+        #expect(error?.message.contains("password authentication failed") == true)
+        #expect(error.map { "\($0) \($0.debugDescription) \($0.hint ?? "")" }?.contains("S3CRET") == false)
+        #expect(error?.hint?.contains("password") == true)
+    }
+
+    @Test("an unreachable server is a connection error with a fix")
+    func unreachable() async throws {
+        let error = await #expect(throws: PostgresError.self) {
+            try await Connection.connect(ConnectionConfiguration("postgres://depot:hunter2@127.0.0.1:1/depot"))
+        }
+        #expect(error?.kind == .connection)
+        #expect(error?.isConnectionLoss == true)
+        #expect(error?.description.contains("hunter2") == false)
+        #expect(error?.hint?.contains("DEPOT_DATABASE_URL") == true)
+    }
+
+    @Test("a transaction commits, and a thrown error rolls it back")
+    func transactions() async throws {
+        let connection = try await connect()
+        defer { connection.close() }
+        let table = "tx_\(UUID().uuidString.prefix(8).lowercased())"
+        try await connection.execute(SQL(unsafeSQL: "CREATE TABLE \(table) (v int)"))
+        try await connection.transaction { try await $0.execute(SQL(unsafeSQL: "INSERT INTO \(table) VALUES (1)")) }
+        struct Abort: Error {}
+        await #expect(throws: Abort.self) {
+            try await connection.transaction { connection in
+                try await connection.execute(SQL(unsafeSQL: "INSERT INTO \(table) VALUES (2)"))
+                throw Abort()
+            }
+        }
+        let values = try await connection.query(SQL(unsafeSQL: "SELECT v FROM \(table) ORDER BY v")).map { try $0.decode(at: 0, as: Int.self) }
+        #expect(values == [1])
+    }
+
+    @Test("LISTEN receives NOTIFY from another connection")
+    func listenNotify() async throws {
+        let listener = try await connect()
+        let sender = try await connect()
+        defer { listener.close(); sender.close() }
+        let channel = "depot test \(UUID().uuidString.prefix(6))"
+        try await listener.listen(channel)
+        let quiet = try await listener.notifications(timeout: .milliseconds(50))
+        #expect(quiet.isEmpty)
+        try await sender.notify(channel, payload: "hello 'there'")
+        var received: [PostgresNotification] = []
+        let arrived = try await eventually(timeout: .seconds(5), every: .milliseconds(1)) {
+            received += try await listener.notifications(timeout: .milliseconds(200))
+            return !received.isEmpty
+        }
+        #expect(arrived)
+        #expect(received.first?.channel == channel)
+        #expect(received.first?.payload == "hello 'there'")
+    }
+
+    @Test("a pool lends at most its size and reuses connections")
+    func poolBounds() async throws {
+        let pool = ConnectionPool(ConnectionConfiguration(try TestDatabase.serverURL()), maximumConnections: 3)
+        let pids = try await withThrowingTaskGroup(of: Int32.self) { group in
+            for _ in 0..<12 {
+                group.addTask {
+                    try await pool.withConnection { connection in
+                        try await connection.execute("SELECT pg_sleep(0.05)")
+                        return try await connection.query("SELECT pg_backend_pid()").first!.decode(at: 0, as: Int32.self)
+                    }
+                }
+            }
+            return try await group.reduce(into: Set<Int32>()) { $0.insert($1) }
+        }
+        #expect(pids.count == 3)
+        await pool.close()
+    }
+}

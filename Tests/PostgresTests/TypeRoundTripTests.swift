@@ -1,0 +1,74 @@
+import Foundation
+import Postgres
+import Testing
+import TestSupport
+
+@Suite("Typed parameters and rows")
+struct TypeRoundTripTests {
+    @Test("every supported type survives a round trip")
+    func roundTrip() async throws {
+        let connection = try await Connection.connect(ConnectionConfiguration(try TestDatabase.serverURL()))
+        defer { connection.close() }
+        let id = UUID()
+        let when = Date(timeIntervalSince1970: 1_700_000_000.123456)
+        let bytes = Data([0, 1, 0, 255, 39, 0])
+        let row = try #require(try await connection.query("""
+            SELECT \("żółw 'quoted' \"x\"")::text, \(Int32(-7))::int4, \(Int.max)::int8, \(true)::bool, \(bytes)::bytea,
+                   \(id)::uuid, \(when)::timestamptz, \(JSONB(#"{"a": "b"}"#))::jsonb, \(["x", "y,\"z\"", ""])::text[],
+                   \([Int32(1), 2, 3])::int4[], \(2.5)::float8, \(Optional<String>.none)::text
+            """).first)
+        let (text, small, big, flag, blob, uuid, date, json, texts, ints, double, missing) =
+            try row.decode((String, Int32, Int, Bool, Data, UUID, Date, JSONB, [String], [Int32], Double, String?).self)
+        #expect(text == "żółw 'quoted' \"x\"")
+        #expect(small == -7)
+        #expect(big == Int.max)
+        #expect(flag)
+        #expect(blob == bytes)
+        #expect(uuid == id)
+        #expect(abs(date.timeIntervalSince(when)) < 0.000_002)
+        #expect(try json.decoded(as: [String: String].self) == ["a": "b"])
+        #expect(texts == ["x", "y,\"z\"", ""])
+        #expect(ints == [1, 2, 3])
+        #expect(double == 2.5)
+        #expect(missing == nil)
+    }
+
+    @Test("arrays with NULLs and empty arrays")
+    func arraysWithNulls() async throws {
+        let connection = try await Connection.connect(ConnectionConfiguration(try TestDatabase.serverURL()))
+        defer { connection.close() }
+        let values: [String?] = ["a", nil, "c"]
+        let row = try #require(try await connection.query("SELECT \(values), \([String]())::text[], ARRAY[]::int4[]").first)
+        #expect(try row.decode(at: 0, as: [String?].self) == values)
+        #expect(try row.decode(at: 1, as: [String].self) == [])
+        #expect(try row.decode(at: 2, as: [Int32].self) == [])
+        #expect(throws: PostgresError.self) { try row.decode(at: 0, as: [String].self) }
+    }
+
+    @Test("a decode failure names the column, its index and the Swift type")
+    func decodeFailureNamesColumn() async throws {
+        let connection = try await Connection.connect(ConnectionConfiguration(try TestDatabase.serverURL()))
+        defer { connection.close() }
+        let row = try #require(try await connection.query("SELECT 'abc'::text AS label, NULL::int4 AS missing").first)
+        let wrongType = #expect(throws: PostgresError.self) { try row.decode("label", as: Int.self) }
+        #expect(wrongType?.message.contains("\"label\"") == true)
+        #expect(wrongType?.message.contains("index 0") == true)
+        #expect(wrongType?.message.contains("Int") == true)
+        let null = #expect(throws: PostgresError.self) { try row.decode("missing", as: Int.self) }
+        #expect(null?.message.contains("NULL") == true)
+        let unknown = #expect(throws: PostgresError.self) { try row.decode("nope", as: Int.self) }
+        #expect(unknown?.message.contains("no column \"nope\"") == true)
+    }
+
+    @Test("interpolated values are parameters, never SQL")
+    func interpolationIsParameterised() async throws {
+        let connection = try await Connection.connect(ConnectionConfiguration(try TestDatabase.serverURL()))
+        defer { connection.close() }
+        let hostile = "x'); DROP TABLE pg_class; --"
+        let sql: SQL = "SELECT \(hostile)::text AS echoed"
+        #expect(sql.text == "SELECT $1::text AS echoed")
+        #expect(!sql.description.contains(hostile))
+        let row = try #require(try await connection.query(sql).first)
+        #expect(try row.decode("echoed", as: String.self) == hostile)
+    }
+}
