@@ -4,9 +4,9 @@
 /// (server restart, network loss) are dropped on return and replaced by new ones on demand,
 /// so the pool recovers by itself once the server answers again.
 public actor ConnectionPool {
-    public let configuration: ConnectionConfiguration
+    public nonisolated let configuration: ConnectionConfiguration
     /// Most connections open at once. Default 10.
-    public let maximumConnections: Int
+    public nonisolated let maximumConnections: Int
     private var idle: [Connection] = []
     private var openCount = 0
     private var waiters: [CheckedContinuation<Void, Never>] = []

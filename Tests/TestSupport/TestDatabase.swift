@@ -59,3 +59,11 @@ public func eventually(timeout: Duration = .seconds(10), every interval: Duratio
     }
     return try await condition()
 }
+
+/// One migrated database shared by the tests that only need their own store names in it.
+private let sharedDatabase = Task<ConnectionPool, Error> { try await TestDatabase.migrated(maximumConnections: 16) }
+
+extension TestDatabase {
+    /// The shared migrated database's pool; give each test its own store names.
+    public static func shared() async throws -> ConnectionPool { try await sharedDatabase.value }
+}

@@ -1,0 +1,55 @@
+import Depot
+import Foundation
+import Postgres
+import Testing
+import TestSupport
+
+@Suite("Migrations")
+struct MigrationTests {
+    @Test("every file in migrations/ is compiled in, in order")
+    func filesMatchTheList() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: packageRoot.appendingPathComponent("migrations").path)
+            .filter { $0.hasSuffix(".sql") }.sorted()
+        let listed = Migration.all.map { String(format: "%04d_%@.sql", $0.version, $0.name) }
+        #expect(listed == files)
+        #expect(Migration.all.map(\.version) == Array(1...Migration.all.count))
+        #expect(Migration.all.allSatisfy { !$0.sql.isEmpty })
+    }
+
+    @Test("migrate applies everything once; the second run is a no-op")
+    func migrateTwice() async throws {
+        let configuration = try await TestDatabase.createEmpty()
+        let connection = try await Connection.connect(configuration)
+        defer { connection.close() }
+        let first = try await Migrator().migrate(on: connection)
+        #expect(first.count == Migration.all.count)
+        let second = try await Migrator().migrate(on: connection)
+        #expect(second.isEmpty)
+        let tables = try await connection.query("""
+            SELECT tablename FROM pg_tables WHERE schemaname = 'depot' ORDER BY tablename
+            """).map { try $0.decode(at: 0, as: String.self) }
+        for table in ["dead_letters", "endpoints", "messages", "nodes", "processors", "schema_migrations", "stores"] {
+            #expect(tables.contains(table), "missing table depot.\(table)")
+        }
+    }
+
+    @Test("four nodes migrating at the same moment apply each migration once")
+    func concurrentMigrate() async throws {
+        let configuration = try await TestDatabase.createEmpty()
+        let applied = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    let connection = try await Connection.connect(configuration)
+                    defer { connection.close() }
+                    return try await Migrator().migrate(on: connection).count
+                }
+            }
+            return try await group.reduce(into: [Int]()) { $0.append($1) }
+        }
+        #expect(applied.sorted() == [0, 0, 0, Migration.all.count])
+        let connection = try await Connection.connect(configuration)
+        defer { connection.close() }
+        let versions = try await Migrator().appliedVersions(on: connection)
+        #expect(versions == Set(Migration.all.map(\.version)))
+    }
+}

@@ -1,0 +1,184 @@
+import Depot
+import Foundation
+import Postgres
+import Testing
+import TestSupport
+
+@Suite("PostgresStore under concurrency and hostile input")
+struct PostgresStoreTests {
+    @Test("4 consumers on 4 connections drain 20,000 messages: each claimed exactly once")
+    func concurrentDrain() async throws {
+        let pool = try await TestDatabase.shared()
+        let name = try await TestDatabase.declareStore(on: pool)
+        let producer = PostgresStore(name: name, pool: pool)
+        var stored: Set<UUID> = []
+        for chunk in 0..<20 {
+            let receipts = try await producer.store((0..<1000).map { OutgoingMessage(text: "m\(chunk)-\($0)") })
+            stored.formUnion(receipts.map(\.id))
+        }
+        #expect(stored.count == 20_000)
+
+        let claimedPerConsumer = try await withThrowingTaskGroup(of: [UUID].self) { group in
+            for consumer in 0..<4 {
+                group.addTask {
+                    // Each consumer owns one connection, as a worker on its own node would.
+                    let ownPool = ConnectionPool(pool.configuration, maximumConnections: 1)
+                    let store = PostgresStore(name: name, pool: ownPool)
+                    var mine: [UUID] = []
+                    while true {
+                        let batch = try await store.claim(limit: 50, consumer: "consumer-\(consumer)", lease: .seconds(60))
+                        if batch.isEmpty { break }
+                        mine += batch.map(\.id)
+                        let acked = try await store.ack(batch.map(\.id), consumer: "consumer-\(consumer)")
+                        #expect(acked == batch.count)
+                    }
+                    await ownPool.close()
+                    return mine
+                }
+            }
+            return try await group.reduce(into: [[UUID]]()) { $0.append($1) }
+        }
+        let all = claimedPerConsumer.flatMap { $0 }
+        #expect(all.count == 20_000, "claims in total: \(all.count)")
+        #expect(Set(all) == stored, "claimed ids differ from stored ids")
+        #expect(claimedPerConsumer.filter { !$0.isEmpty }.count == 4, "every consumer should get a share")
+        #expect(try await producer.counts().total == 0)
+    }
+
+    @Test("3 groups of 100 with 4 consumers: each group in order, never two of a group in flight")
+    func groupsUnderConcurrency() async throws {
+        let pool = try await TestDatabase.shared()
+        let name = try await TestDatabase.declareStore(on: pool)
+        let store = PostgresStore(name: name, pool: pool)
+        var batch: [OutgoingMessage] = []
+        for index in 0..<100 {
+            for group in ["a", "b", "c"] {
+                var message = OutgoingMessage(text: "\(index)")
+                message.groupKey = group
+                batch.append(message)
+            }
+        }
+        _ = try await store.store(batch)
+
+        let tracker = GroupTracker()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for consumer in 0..<4 {
+                group.addTask {
+                    var idleRounds = 0
+                    while idleRounds < 20 {
+                        let claimed = try await store.claim(limit: 3, consumer: "c\(consumer)", lease: .seconds(60))
+                        if claimed.isEmpty {
+                            idleRounds += 1
+                            try await Task.sleep(for: .milliseconds(5))
+                            continue
+                        }
+                        idleRounds = 0
+                        for message in claimed { await tracker.begin(message) }
+                        try await Task.sleep(for: .milliseconds(1))
+                        for message in claimed { await tracker.end(message) }
+                        try await store.ack(claimed.map(\.id), consumer: "c\(consumer)")
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let result = await tracker.result()
+        #expect(result.maxInFlightPerGroup == 1)
+        #expect(result.order["a"] == Array(0..<100))
+        #expect(result.order["b"] == Array(0..<100))
+        #expect(result.order["c"] == Array(0..<100))
+    }
+
+    @Test("a store named like an injection is stored as data and harms nothing")
+    func hostileStoreName() async throws {
+        let pool = try await TestDatabase.shared()
+        let name = try await TestDatabase.declareStore("x'); drop table depot.messages; --", on: pool)
+        let store = PostgresStore(name: name, pool: pool)
+        let receipt = try await store.store(OutgoingMessage(text: "still here"))
+        let claimed = try await store.claim(limit: 1, consumer: "c", lease: .seconds(30))
+        #expect(claimed.map(\.id) == [receipt.id])
+        #expect(claimed.first?.store == name)
+        let tables = try await pool.query("SELECT count(*) FROM pg_tables WHERE schemaname = 'depot' AND tablename = 'messages'")
+        #expect(try tables.first?.decode(at: 0, as: Int.self) == 1)
+    }
+
+    @Test("storing into an undeclared store says how to declare it")
+    func undeclaredStore() async throws {
+        let pool = try await TestDatabase.shared()
+        let store = PostgresStore(name: "never-declared", pool: pool)
+        let error = await #expect(throws: StoreError.self) { try await store.store(OutgoingMessage(text: "lost?")) }
+        #expect(error?.code == .undeclaredStore)
+        #expect(error?.description.contains("depot stores add") == true)
+    }
+
+    @Test("storing on the caller's transaction: committed is present, rolled back is absent")
+    func transactionalStore() async throws {
+        let pool = try await TestDatabase.shared()
+        let store = PostgresStore(name: try await TestDatabase.declareStore(on: pool), pool: pool)
+        let kept = try await pool.withTransaction { connection in
+            try await store.store([OutgoingMessage(text: "kept")], on: connection)[0].id
+        }
+        struct Rollback: Error {}
+        await #expect(throws: Rollback.self) {
+            try await pool.withTransaction { connection in
+                _ = try await store.store([OutgoingMessage(text: "gone")], on: connection)
+                throw Rollback()
+            }
+        }
+        let waiting = try await store.peek(limit: 10)
+        #expect(waiting.map(\.id) == [kept])
+    }
+
+    @Test("psql can store text, JSON and bytes, and store_stats counts them")
+    func sqlProducerSurface() async throws {
+        let pool = try await TestDatabase.shared()
+        let name = try await TestDatabase.declareStore(on: pool)
+        try await pool.query("SELECT depot.store(\(name), 'plain text')")
+        try await pool.query(#"SELECT depot.store(\#(name), '{"order": 7}'::jsonb, headers => '{"source": "psql"}', priority => 5)"#)
+        try await pool.query("SELECT depot.store(\(name), '\\x00ff00'::bytea, delay => interval '1 hour')")
+        let first = try await pool.query("SELECT depot.store(\(name), 'once', idempotency_key => 'k1')").first!.decode(at: 0, as: UUID.self)
+        let again = try await pool.query("SELECT depot.store(\(name), 'twice', idempotency_key => 'k1')").first!.decode(at: 0, as: UUID.self)
+        #expect(first == again)
+
+        let store = PostgresStore(name: name, pool: pool)
+        let peeked = try await store.peek(limit: 10)
+        #expect(peeked.first?.contentType == "application/json")
+        #expect(peeked.first?.headers == ["source": "psql"])
+        #expect(peeked.first?.payload == Data(#"{"order": 7}"#.utf8))
+        #expect(peeked.contains { $0.contentType == "text/plain; charset=utf-8" && $0.payload == Data("plain text".utf8) })
+        #expect(peeked.contains { $0.payload == Data([0, 255, 0]) })
+
+        let stats = try #require(try await pool.query("""
+            SELECT ready, delayed, in_flight, dead_letters, oldest_ready_age_seconds FROM depot.store_stats WHERE store = \(name)
+            """).first)
+        let (ready, delayed, inFlight, dead, age) = try stats.decode((Int, Int, Int, Int, Double?).self)
+        #expect((ready, delayed, inFlight, dead) == (3, 1, 0, 0))
+        #expect((age ?? -1) >= 0)
+
+        let refused = await #expect(throws: PostgresError.self) { try await pool.query("SELECT depot.store('nowhere', 'x')") }
+        #expect(refused?.message == "store \"nowhere\" is not declared")
+        #expect(refused?.hint?.contains("INSERT INTO depot.stores") == true)
+        let badHeaders = await #expect(throws: PostgresError.self) {
+            try await pool.query(#"SELECT depot.store(\#(name), 'x', headers => '{"n": 1}')"#)
+        }
+        #expect(badHeaders?.message.contains("messages_headers_are_strings") == true)
+    }
+}
+
+/// Watches deliveries per group: how many were in flight at once, and in what order they came.
+actor GroupTracker {
+    private var inFlight: [String: Int] = [:]
+    private var maxInFlight = 0
+    private var order: [String: [Int]] = [:]
+
+    func begin(_ message: Message) {
+        let group = message.groupKey ?? ""
+        inFlight[group, default: 0] += 1
+        maxInFlight = max(maxInFlight, inFlight[group]!)
+        order[group, default: []].append(Int(String(decoding: message.payload, as: UTF8.self)) ?? -1)
+    }
+
+    func end(_ message: Message) { inFlight[message.groupKey ?? "", default: 0] -= 1 }
+
+    func result() -> (maxInFlightPerGroup: Int, order: [String: [Int]]) { (maxInFlight, order) }
+}
