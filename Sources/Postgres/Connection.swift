@@ -282,7 +282,8 @@ public final class Connection: @unchecked Sendable {
             .joined(separator: "; ")
     }
 
-    static func connectionHint(for reason: String) -> String {
+    /// A one-line fix for a connection failure, chosen from its message.
+    public static func connectionHint(for reason: String) -> String {
         if reason.contains("password authentication failed") || reason.contains("no password supplied") {
             return "check the user and password in DEPOT_DATABASE_URL"
         }
