@@ -102,6 +102,21 @@ struct PostgresStoreTests {
         #expect(try tables.first?.decode(at: 0, as: Int.self) == 1)
     }
 
+    @Test("a 64 MiB payload goes in and comes out byte for byte")
+    func largePayload() async throws {
+        let pool = try await TestDatabase.shared()
+        let store = PostgresStore(name: try await TestDatabase.declareStore(on: pool), pool: pool)
+        var payload = Data(count: 64 << 20)
+        payload.withUnsafeMutableBytes { bytes in
+            for index in stride(from: 0, to: bytes.count, by: 4096) { bytes[index] = UInt8(truncatingIfNeeded: index / 4096 &* 7 &+ 1) }
+        }
+        let receipt = try await store.store(OutgoingMessage(payload: payload))
+        let claimed = try await store.claim(limit: 1, consumer: "big", lease: .seconds(60))
+        #expect(claimed.first?.id == receipt.id)
+        #expect(claimed.first?.payload.count == payload.count)
+        #expect(claimed.first?.payload == payload)
+    }
+
     @Test("storing into an undeclared store says how to declare it")
     func undeclaredStore() async throws {
         let pool = try await TestDatabase.shared()
