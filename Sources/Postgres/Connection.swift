@@ -155,18 +155,23 @@ public final class Connection: @unchecked Sendable {
         }
     }
 
+    /// Returns what arrived so far: notifications kept aside earlier plus what libpq has read.
     private func drainNotifications(_ handle: OpaquePointer) -> [PostgresNotification] {
-        var found = pendingNotifications
-        pendingNotifications.removeAll()
         PQconsumeInput(handle)
+        keepNotifications(handle)
+        defer { pendingNotifications.removeAll() }
+        return pendingNotifications
+    }
+
+    /// Moves the notifications libpq has parsed into `pendingNotifications`.
+    private func keepNotifications(_ handle: OpaquePointer) {
         while let notice = PQnotifies(handle) {
-            found.append(PostgresNotification(
+            pendingNotifications.append(PostgresNotification(
                 channel: String(cString: notice.pointee.relname),
                 payload: String(cString: notice.pointee.extra),
                 senderPID: notice.pointee.be_pid))
             PQfreemem(notice)
         }
-        return found
     }
 
     // MARK: - Running on the connection's thread
@@ -201,13 +206,7 @@ public final class Connection: @unchecked Sendable {
             guard poll(&descriptor, 1, 0) > 0 else { return false }
             if descriptor.revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 { return true }
             if PQconsumeInput(handle) == 0 { return true }
-            while let notice = PQnotifies(handle) {
-                pendingNotifications.append(PostgresNotification(
-                    channel: String(cString: notice.pointee.relname),
-                    payload: String(cString: notice.pointee.extra),
-                    senderPID: notice.pointee.be_pid))
-                PQfreemem(notice)
-            }
+            keepNotifications(handle)
         }
         return PQstatus(handle) != CONNECTION_OK
     }
