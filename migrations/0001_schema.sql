@@ -159,6 +159,11 @@ BEGIN
                   HINT = format('declare it first: depot stores add %s   (or INSERT INTO depot.stores (name) VALUES (%L))',
                                 quote_ident(p_store), p_store);
     END IF;
+    -- Producers of one group take turns until commit, so a group's seq order is its commit
+    -- order and a claim never sees a later message of a group before an earlier one commits.
+    -- Sorted, so two batches naming the same groups lock them in the same order.
+    PERFORM pg_advisory_xact_lock(hashtextextended(p_store || E'\x1f' || g.key, 0))
+    FROM (SELECT DISTINCT k AS key FROM unnest(p_group_keys) AS k WHERE k IS NOT NULL ORDER BY 1) g;
     FOR r IN
         WITH input AS (
             SELECT u.ord, gen_random_uuid() AS new_id, coalesce(u.payload, '') AS payload,
@@ -170,7 +175,9 @@ BEGIN
         keyed AS (
             -- ON CONFLICT DO NOTHING: a key seen before (or twice in this batch) claims nothing new.
             INSERT INTO depot.idempotency_keys AS k (store, key, message_id)
-            SELECT p_store, i.idem, i.new_id FROM input i WHERE i.idem IS NOT NULL ORDER BY i.ord
+            -- Key order, not input order: two batches sharing keys lock them in the same order
+            -- and cannot deadlock. Within a batch the first occurrence of a key still wins.
+            SELECT p_store, i.idem, i.new_id FROM input i WHERE i.idem IS NOT NULL ORDER BY i.idem, i.ord
             ON CONFLICT DO NOTHING
             RETURNING k.key, k.message_id
         ),

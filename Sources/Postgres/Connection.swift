@@ -19,6 +19,8 @@ public final class Connection: @unchecked Sendable {
     private var handle: OpaquePointer?
     private var preparedNames: [String: String] = [:]
     private var pendingNotifications: [PostgresNotification] = []
+    /// Set once the session holds state a silent reconnect would lose (LISTEN).
+    private var holdsSessionState = false
     public let configuration: ConnectionConfiguration
 
     /// At most this many statements are kept prepared per connection; others run unprepared.
@@ -44,6 +46,9 @@ public final class Connection: @unchecked Sendable {
     }
 
     private static func openHandle(_ configuration: ConnectionConfiguration) throws -> Connection {
+        // libpq echoes a malformed string (password included) in its message: check it first
+        // and report the problem without the string.
+        try configuration.validate()
         // Defaults first; the connection string (expanded from "dbname") overrides them.
         let keywords = ["connect_timeout", "fallback_application_name", "dbname"]
         let values = [String(configuration.connectTimeoutSeconds), configuration.applicationName, configuration.connectionString]
@@ -69,6 +74,11 @@ public final class Connection: @unchecked Sendable {
     /// True once the connection is known to be unusable; a pool then discards it.
     public var isBroken: Bool {
         queue.sync { handle == nil || PQstatus(handle) != CONNECTION_OK }
+    }
+
+    /// True when no transaction is open (or failed) on the connection: safe to lend to someone else.
+    public var isOutsideTransaction: Bool {
+        queue.sync { handle.map { PQtransactionStatus($0) == PQTRANS_IDLE } ?? false }
     }
 
     /// Closes the connection. Later calls throw.
@@ -110,7 +120,12 @@ public final class Connection: @unchecked Sendable {
         try await execute("BEGIN")
         do {
             let value = try await body(self)
-            try await execute("COMMIT")
+            // A statement that failed inside `body` (its error swallowed) aborts the transaction,
+            // and COMMIT then answers ROLLBACK: that is a failure, not a success.
+            let tag = try await query("COMMIT").commandTag
+            guard tag == "COMMIT" else {
+                throw PostgresError(kind: .server, message: "the transaction was rolled back because a statement in it failed")
+            }
             return value
         } catch {
             if !isBroken { _ = try? await execute("ROLLBACK") }
@@ -121,8 +136,11 @@ public final class Connection: @unchecked Sendable {
     // MARK: - LISTEN / NOTIFY
 
     /// Subscribes this connection to a channel. Pair with `notifications(timeout:)`.
+    /// After this the connection no longer reconnects by itself: a lost connection throws, so
+    /// the owner knows to connect again and re-subscribe.
     public func listen(_ channel: String) async throws {
         try await execute(SQL(unsafeSQL: "LISTEN \(quoteIdentifier(channel))"))
+        try await onQueue { self.holdsSessionState = true }
     }
 
     /// Unsubscribes from a channel.
@@ -186,7 +204,7 @@ public final class Connection: @unchecked Sendable {
     /// transaction, nothing sent yet), reconnects once, so a server restart costs no failed statement.
     private func liveHandle(mayReconnect: Bool) throws -> OpaquePointer {
         guard let handle else { throw PostgresError(kind: .connection, message: "the connection is closed") }
-        if mayReconnect, PQtransactionStatus(handle) == PQTRANS_IDLE, serverHasHungUp(handle) {
+        if mayReconnect, !holdsSessionState, PQtransactionStatus(handle) == PQTRANS_IDLE, serverHasHungUp(handle) {
             PQreset(handle)
             preparedNames.removeAll()
             pendingNotifications.removeAll()

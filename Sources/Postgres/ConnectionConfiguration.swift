@@ -45,8 +45,40 @@ public struct ConnectionConfiguration: Sendable {
         return found.filter { !$0.isEmpty }
     }
 
+    /// Throws a `.usage` error, without repeating the string, when libpq cannot parse it.
+    func validate() throws {
+        guard !connectionString.isEmpty else { return }
+        var errorMessage: UnsafeMutablePointer<CChar>?
+        let options = PQconninfoParse(connectionString, &errorMessage)
+        defer {
+            if let options { PQconninfoFree(options) }
+            if let errorMessage { PQfreemem(errorMessage) }
+        }
+        guard options == nil else { return }
+        let reason = errorMessage.map { Self.scrub(String(cString: $0)) } ?? "it cannot be parsed"
+        throw PostgresError(
+            kind: .usage, message: "DEPOT_DATABASE_URL is malformed: \(Self.firstClause(reason))",
+            hint: "use a postgres://user:password@host:port/database URL or a conninfo string such as 'host=localhost dbname=depot'")
+    }
+
     /// Removes every secret from a message meant for people.
     func redact(_ message: String) -> String {
-        secrets.reduce(message) { $0.replacingOccurrences(of: $1, with: "***") }
+        Self.scrub(secrets.reduce(message) { $0.replacingOccurrences(of: $1, with: "***") })
+    }
+
+    /// Masks anything shaped like a password: `scheme://user:secret@` and `password=secret`.
+    static func scrub(_ message: String) -> String {
+        message
+            .replacingOccurrences(of: #"://([^:/@\s"]*):[^@\s"]*@"#, with: "://$1:***@", options: .regularExpression)
+            .replacingOccurrences(of: #"password\s*=\s*('[^']*'|\S+)"#, with: "password=***", options: [.regularExpression, .caseInsensitive])
+    }
+
+    /// The message up to where libpq starts quoting the input back.
+    static func firstClause(_ message: String) -> String {
+        let line = message.split(whereSeparator: \.isNewline).first.map(String.init) ?? message
+        if let quote = line.range(of: " in URI: ") ?? line.range(of: " in connection info string") {
+            return String(line[..<quote.lowerBound])
+        }
+        return line
     }
 }

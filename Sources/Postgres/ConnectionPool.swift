@@ -77,7 +77,8 @@ public actor ConnectionPool {
     }
 
     private func release(_ connection: Connection) {
-        if isClosed || connection.isBroken {
+        // A connection returned inside a transaction (a caller's mistake) is not lent again.
+        if isClosed || connection.isBroken || !connection.isOutsideTransaction {
             connection.close()
             openCount -= 1
         } else {

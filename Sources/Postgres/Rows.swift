@@ -11,6 +11,8 @@ public final class Rows: @unchecked Sendable, Sequence {
     public let affectedRows: Int
     /// How many rows came back.
     public let count: Int
+    /// The command tag without its counts: "SELECT", "COMMIT", "ROLLBACK", "INSERT"…
+    public let commandTag: String
 
     init(result: OpaquePointer?) {
         self.result = result
@@ -19,6 +21,7 @@ public final class Rows: @unchecked Sendable, Sequence {
             types = []
             affectedRows = 0
             count = 0
+            commandTag = ""
             return
         }
         let fieldCount = Int(PQnfields(result))
@@ -26,6 +29,7 @@ public final class Rows: @unchecked Sendable, Sequence {
         types = (0..<fieldCount).map { PostgresType(oid: PQftype(result, Int32($0))) }
         count = Int(PQntuples(result))
         affectedRows = Int(String(cString: PQcmdTuples(result))) ?? count
+        commandTag = String(cString: PQcmdStatus(result)).split(separator: " ").first.map(String.init) ?? ""
     }
 
     deinit { if let result { PQclear(result) } }

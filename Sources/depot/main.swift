@@ -19,7 +19,8 @@ let overview = """
     PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE apply.
 
     Exit status: 0 done; 1 the database refused a statement; 64 wrong arguments; 65 bad input data
-    (an unknown store, a broken rule); 66 an input file is missing; 69 PostgreSQL unreachable; 70 a bug.
+    (an unknown store, a broken rule); 66 an input file is missing; 69 PostgreSQL unreachable; 70 a bug;
+    78 DEPOT_DATABASE_URL malformed.
     """
 
 func runDepot(_ arguments: [String]) async -> Int32 {

@@ -81,6 +81,7 @@ struct CLITests {
         let cases: [(arguments: [String], database: String?, status: Int32, mentions: String)] = [
             (["stats"], unreachable, 69, "start PostgreSQL"),
             (["stats"], url.string!, 69, "check the user and password"),
+            (["stats"], "postgres://depot:secret-pw@[::1/depot", 78, "malformed"),
             (["store", "nowhere", "--data", "x"], nil, 65, "depot stores add"),
             (["store", "orders", "--header", "novalue", "--data", "x"], nil, 64, "KEY=VALUE"),
             (["store", "orders", "--file", "/no/such/file"], nil, 66, "no such file"),

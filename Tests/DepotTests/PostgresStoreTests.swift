@@ -89,6 +89,49 @@ struct PostgresStoreTests {
         #expect(result.order["c"] == Array(0..<100))
     }
 
+    @Test("a group's later message never overtakes an earlier one still being committed")
+    func groupOrderFollowsCommitOrder() async throws {
+        let pool = try await TestDatabase.shared()
+        let name = try await TestDatabase.declareStore(on: pool)
+        let store = PostgresStore(name: name, pool: pool)
+        var first = OutgoingMessage(text: "first"); first.groupKey = "g"
+        var second = OutgoingMessage(text: "second"); second.groupKey = "g"
+        let producer = try await Connection.connect(pool.configuration)
+        defer { producer.close() }
+        try await producer.execute("BEGIN")
+        _ = try await store.store([first], on: producer)
+        let later = Task { try await store.store(second) }
+        // Wait until the second producer is either done or waiting its turn on the group.
+        let settled = try await eventually {
+            let waiting = try await pool.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+            let stored = try await store.counts().total
+            return try waiting.first!.decode(at: 0, as: Int.self) > 0 || stored > 0
+        }
+        #expect(settled)
+        let whileOpen = try await store.claim(limit: 5, consumer: "c", lease: .seconds(60))
+        #expect(whileOpen.isEmpty, "claimed \(whileOpen.map { String(decoding: $0.payload, as: UTF8.self) }) before the first message committed")
+        try await producer.execute("COMMIT")
+        _ = try await later.value
+        let next = try await store.claim(limit: 5, consumer: "c", lease: .seconds(60))
+        #expect(next.map { String(decoding: $0.payload, as: UTF8.self) } == ["first"])
+    }
+
+    @Test("concurrent batches sharing idempotency keys in opposite orders do not deadlock")
+    func keyedBatchesDoNotDeadlock() async throws {
+        let pool = try await TestDatabase.shared()
+        let store = PostgresStore(name: try await TestDatabase.declareStore(on: pool), pool: pool)
+        let keys = (0..<2000).map { "key-\($0)" }
+        func batch(_ keys: [String]) -> [OutgoingMessage] {
+            keys.map { var message = OutgoingMessage(text: $0); message.idempotencyKey = $0; return message }
+        }
+        async let forward = store.store(batch(keys))
+        async let backward = store.store(batch(keys.reversed()))
+        let (a, b) = try await (forward, backward)
+        let idsByKey = Dictionary(uniqueKeysWithValues: zip(keys, a.map(\.id)))
+        #expect(zip(keys.reversed(), b.map(\.id)).allSatisfy { idsByKey[$0] == $1 })
+        #expect(try await store.counts().total == 2000)
+    }
+
     @Test("a store named like an injection is stored as data and harms nothing")
     func hostileStoreName() async throws {
         let pool = try await TestDatabase.shared()

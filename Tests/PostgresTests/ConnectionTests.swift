@@ -51,6 +51,45 @@ struct ConnectionTests {
         #expect(error?.hint?.contains("DEPOT_DATABASE_URL") == true)
     }
 
+    @Test("a malformed connection string is refused without repeating its password")
+    func malformedURL() async throws {
+        for text in ["postgres://u:s3cret@[::1/db", "postgres://u:s3cret@[::1]x/db", "host=localhost password=s3cret port"] {
+            let error = await #expect(throws: PostgresError.self) { try await Connection.connect(ConnectionConfiguration(text)) }
+            #expect(error?.kind == .usage, "\(text)")
+            #expect(error.map { "\($0) \($0.debugDescription) \($0.hint ?? "")" }?.contains("s3cret") == false, "\(text) leaked: \(String(describing: error))")
+        }
+    }
+
+    @Test("a transaction whose statement failed is reported as failed, not committed")
+    func swallowedErrorIsNotACommit() async throws {
+        let connection = try await connect()
+        defer { connection.close() }
+        let error = await #expect(throws: PostgresError.self) {
+            try await connection.transaction { connection in
+                _ = try? await connection.execute("SELECT 1 / 0")
+                return 1
+            }
+        }
+        #expect(error?.message.contains("rolled back") == true)
+        #expect(try await connection.query("SELECT 1").count == 1)
+    }
+
+    @Test("a connection handed back inside a transaction is not lent again")
+    func poolDropsConnectionsInTransaction() async throws {
+        let pool = ConnectionPool(ConnectionConfiguration(try TestDatabase.serverURL()), maximumConnections: 1)
+        struct Oops: Error {}
+        await #expect(throws: Oops.self) {
+            try await pool.withConnection { connection -> Int in
+                try await connection.execute("BEGIN")
+                _ = try? await connection.execute("SELECT 1 / 0")
+                throw Oops()
+            }
+        }
+        let fine = try await pool.query("SELECT 41 + 1").first?.decode(at: 0, as: Int.self)
+        #expect(fine == 42)
+        await pool.close()
+    }
+
     @Test("a transaction commits, and a thrown error rolls it back")
     func transactions() async throws {
         let connection = try await connect()

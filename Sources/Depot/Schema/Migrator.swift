@@ -2,8 +2,10 @@ import Postgres
 
 /// Applies pending migrations, in order, each in its own transaction.
 ///
-/// Safe when several nodes run it at once: a session advisory lock lets one apply while the
-/// others wait, and they then find nothing pending. Running it again is a no-op.
+/// Safe when several nodes run it at once: every transaction first takes the same transaction
+/// advisory lock, so one node applies a migration while the others wait and then find it
+/// recorded. (A transaction lock, not a session lock: it cannot outlive a lost connection.)
+/// Running it again is a no-op.
 public struct Migrator: Sendable {
     public let migrations: [Migration]
 
@@ -11,21 +13,28 @@ public struct Migrator: Sendable {
         self.migrations = migrations.sorted { $0.version < $1.version }
     }
 
-    /// The advisory lock key every `depot migrate` takes ("depot.migrate" as a number).
-    static let lockKey = 0x4445_504F_545F_4D49  // "DEPOT_MI"
+    /// The advisory lock key every `depot migrate` takes ("DEPOT_MI" as a number).
+    static let lockKey = 0x4445_504F_545F_4D49
 
     /// Applies what is pending and returns what it applied (empty when up to date).
     @discardableResult
     public func migrate(on connection: Connection) async throws -> [Migration] {
-        try await connection.execute("SELECT pg_advisory_lock(\(Self.lockKey))")
-        do {
-            let applied = try await applyPending(on: connection)
-            try await connection.execute("SELECT pg_advisory_unlock(\(Self.lockKey))")
-            return applied
-        } catch {
-            _ = try? await connection.execute("SELECT pg_advisory_unlock(\(Self.lockKey))")
-            throw error
+        try await connection.transaction { connection in
+            try await connection.execute("SELECT pg_advisory_xact_lock(\(Self.lockKey))")
+            try await connection.executeUnsafeScript("""
+                CREATE SCHEMA IF NOT EXISTS depot;
+                CREATE TABLE IF NOT EXISTS depot.schema_migrations (
+                    version    integer PRIMARY KEY,
+                    name       text NOT NULL,
+                    applied_at timestamptz NOT NULL DEFAULT now()
+                );
+                """)
         }
+        var applied: [Migration] = []
+        for migration in migrations where try await apply(migration, on: connection) {
+            applied.append(migration)
+        }
+        return applied
     }
 
     /// Versions already applied to this database.
@@ -36,30 +45,22 @@ public struct Migrator: Sendable {
         return Set(try rows.map { try $0.decode(at: 0, as: Int.self) })
     }
 
-    private func applyPending(on connection: Connection) async throws -> [Migration] {
-        try await connection.executeUnsafeScript("""
-            CREATE SCHEMA IF NOT EXISTS depot;
-            CREATE TABLE IF NOT EXISTS depot.schema_migrations (
-                version    integer PRIMARY KEY,
-                name       text NOT NULL,
-                applied_at timestamptz NOT NULL DEFAULT now()
-            );
-            """)
-        let done = try await appliedVersions(on: connection)
-        var applied: [Migration] = []
-        for migration in migrations where !done.contains(migration.version) {
-            do {
-                try await connection.transaction { connection in
-                    try await connection.executeUnsafeScript(migration.sql)
-                    try await connection.execute(
-                        "INSERT INTO depot.schema_migrations (version, name) VALUES (\(Int32(migration.version)), \(migration.name))")
-                }
-            } catch let error as PostgresError {
-                throw MigrationError(migration: migration, underlying: error)
+    /// Applies one migration unless it is recorded already; returns whether it applied it.
+    private func apply(_ migration: Migration, on connection: Connection) async throws -> Bool {
+        do {
+            return try await connection.transaction { connection in
+                try await connection.execute("SELECT pg_advisory_xact_lock(\(Self.lockKey))")
+                let done = try await connection.query(
+                    "SELECT 1 FROM depot.schema_migrations WHERE version = \(Int32(migration.version))")
+                guard done.count == 0 else { return false }
+                try await connection.executeUnsafeScript(migration.sql)
+                try await connection.execute(
+                    "INSERT INTO depot.schema_migrations (version, name) VALUES (\(Int32(migration.version)), \(migration.name))")
+                return true
             }
-            applied.append(migration)
+        } catch let error as PostgresError {
+            throw MigrationError(migration: migration, underlying: error)
         }
-        return applied
     }
 }
 

@@ -127,7 +127,8 @@ public struct PostgresStore: MessageStore {
 
     /// Why a CTE: LIMIT inside the locking SELECT bounds what is locked to what is claimed.
     /// The NOT EXISTS keeps a group to one message at a time: only a group's oldest message is
-    /// claimable, and it stays oldest (blocking the rest) while leased or waiting for a retry.
+    /// claimable, and it stays oldest (blocking the rest) while leased or waiting for a retry;
+    /// a group with any live lease is skipped outright, whatever the order rows committed in.
     static func messageClaim(store: String, limit: Int, consumer: String, lease: Duration) -> SQL {
         let leaseSeconds = Double(lease.components.seconds) + Double(lease.components.attoseconds) / 1e18
         return """
@@ -138,7 +139,8 @@ public struct PostgresStore: MessageStore {
                   AND (m.locked_until IS NULL OR m.locked_until <= now())
                   AND (m.group_key IS NULL OR NOT EXISTS (
                         SELECT 1 FROM depot.messages e
-                        WHERE e.store = m.store AND e.group_key = m.group_key AND e.seq < m.seq))
+                        WHERE e.store = m.store AND e.group_key = m.group_key
+                          AND (e.seq < m.seq OR e.locked_until > now())))
                 ORDER BY m.priority DESC, m.seq
                 LIMIT \(limit)
                 FOR UPDATE SKIP LOCKED

@@ -26,6 +26,8 @@ enum ExitStatus {
     static let unavailable: Int32 = 69
     /// A bug in depot.
     static let software: Int32 = 70
+    /// DEPOT_DATABASE_URL cannot be parsed.
+    static let configuration: Int32 = 78
 }
 
 /// Turns any error into one line on standard error and an exit status. No stack traces.
@@ -47,6 +49,9 @@ func report(_ error: Error) -> Int32 {
     case let error as StoreError:
         say(error.description)
         return ExitStatus.dataError
+    case let error as PostgresError where error.kind == .usage:
+        say(error.hint.map { "\(error.message); \($0)" } ?? error.message)
+        return ExitStatus.configuration
     case let error as PostgresError where error.isConnectionLoss:
         say("\(error.message); \(error.hint ?? Connection.connectionHint(for: error.message))")
         return ExitStatus.unavailable
