@@ -76,9 +76,10 @@ public final class Connection: @unchecked Sendable {
         queue.sync { handle == nil || PQstatus(handle) != CONNECTION_OK }
     }
 
-    /// True when no transaction is open (or failed) on the connection: safe to lend to someone else.
-    public var isOutsideTransaction: Bool {
-        queue.sync { handle.map { PQtransactionStatus($0) == PQTRANS_IDLE } ?? false }
+    /// True when the connection works and no transaction is open (or failed) on it: safe to
+    /// lend to someone else.
+    public var isReusable: Bool {
+        queue.sync { handle.map { PQstatus($0) == CONNECTION_OK && PQtransactionStatus($0) == PQTRANS_IDLE } ?? false }
     }
 
     /// Closes the connection. Later calls throw.

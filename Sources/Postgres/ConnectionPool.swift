@@ -78,7 +78,7 @@ public actor ConnectionPool {
 
     private func release(_ connection: Connection) {
         // A connection returned inside a transaction (a caller's mistake) is not lent again.
-        if isClosed || connection.isBroken || !connection.isOutsideTransaction {
+        if isClosed || !connection.isReusable {
             connection.close()
             openCount -= 1
         } else {

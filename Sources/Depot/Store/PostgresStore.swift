@@ -111,6 +111,10 @@ public struct PostgresStore: MessageStore {
         group_key, idempotency_key, last_error, seq
         """
 
+    /// `messageColumns` prefixed with `m.`, for statements that join.
+    static let qualifiedMessageColumns = messageColumns.split(separator: ",")
+        .map { "m." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")
+
     static func messageStoreBatch(store: String, _ messages: [OutgoingMessage]) -> SQL {
         let payloads = messages.map(\.payload)
         let headers = messages.map { message in (try? JSONB(encoding: message.headers)) ?? JSONB("{}") }
@@ -149,7 +153,7 @@ public struct PostgresStore: MessageStore {
             SET locked_by = \(consumer), locked_until = now() + make_interval(secs => \(leaseSeconds)),
                 attempts = m.attempts + 1
             FROM next WHERE m.id = next.id
-            RETURNING \(unsafeRaw: messageColumns.split(separator: ",").map { "m." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", "))
+            RETURNING \(unsafeRaw: qualifiedMessageColumns)
             """
     }
 
