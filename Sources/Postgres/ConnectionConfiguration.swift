@@ -21,21 +21,33 @@ public struct ConnectionConfiguration: Sendable {
         ConnectionConfiguration(environment["DEPOT_DATABASE_URL"] ?? "")
     }
 
+    /// The string as libpq reads it: its keyword → value pairs, or why it cannot be read.
+    /// An empty string parses to no options.
+    private func parsed() -> Result<[String: String], ParseFailure> {
+        guard !connectionString.isEmpty else { return .success([:]) }
+        var errorMessage: UnsafeMutablePointer<CChar>?
+        let options = PQconninfoParse(connectionString, &errorMessage)
+        defer {
+            if let options { PQconninfoFree(options) }
+            if let errorMessage { PQfreemem(errorMessage) }
+        }
+        guard var option = options else {
+            return .failure(ParseFailure(reason: errorMessage.map { String(cString: $0) } ?? "it cannot be parsed"))
+        }
+        var values: [String: String] = [:]
+        while let keyword = option.pointee.keyword {
+            if let value = option.pointee.val { values[String(cString: keyword)] = String(cString: value) }
+            option += 1
+        }
+        return .success(values)
+    }
+
+    private struct ParseFailure: Error { let reason: String }
+
     /// Values that must never appear in a message: the password, however it was given.
     var secrets: [String] {
         var found: [String] = []
-        var errorMessage: UnsafeMutablePointer<CChar>?
-        if !connectionString.isEmpty, let options = PQconninfoParse(connectionString, &errorMessage) {
-            var option = options
-            while let keyword = option.pointee.keyword {
-                if String(cString: keyword) == "password", let value = option.pointee.val {
-                    found.append(String(cString: value))
-                }
-                option += 1
-            }
-            PQconninfoFree(options)
-        }
-        if let errorMessage { PQfreemem(errorMessage) }
+        if case .success(let options) = parsed(), let password = options["password"] { found.append(password) }
         // A URL that libpq could not parse may still carry user:password@.
         if let url = URLComponents(string: connectionString), let password = url.password, !password.isEmpty {
             found.append(password)
@@ -47,17 +59,9 @@ public struct ConnectionConfiguration: Sendable {
 
     /// Throws a `.usage` error, without repeating the string, when libpq cannot parse it.
     func validate() throws {
-        guard !connectionString.isEmpty else { return }
-        var errorMessage: UnsafeMutablePointer<CChar>?
-        let options = PQconninfoParse(connectionString, &errorMessage)
-        defer {
-            if let options { PQconninfoFree(options) }
-            if let errorMessage { PQfreemem(errorMessage) }
-        }
-        guard options == nil else { return }
-        let reason = errorMessage.map { Self.scrub(String(cString: $0)) } ?? "it cannot be parsed"
+        guard case .failure(let failure) = parsed() else { return }
         throw PostgresError(
-            kind: .usage, message: "DEPOT_DATABASE_URL is malformed: \(Self.firstClause(reason))",
+            kind: .usage, message: "DEPOT_DATABASE_URL is malformed: \(Self.firstClause(Self.scrub(failure.reason)))",
             hint: "use a postgres://user:password@host:port/database URL or a conninfo string such as 'host=localhost dbname=depot'")
     }
 
