@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "Postgres", targets: ["Postgres"]),
         .library(name: "Depot", targets: ["Depot"]),
         .library(name: "DepotConformance", targets: ["DepotConformance"]),
+        .library(name: "DepotHTTP", targets: ["DepotHTTP"]),
         .executable(name: "depot", targets: ["depot"]),
     ],
     targets: [
@@ -19,18 +20,20 @@ let package = Package(
             providers: [.apt(["libpq-dev"]), .brew(["libpq"])]
         ),
         .target(name: "Postgres", dependencies: ["CLibPQ"]),
+        .target(name: "DepotHTTP"),
         .target(
             name: "Depot",
-            dependencies: ["Postgres"],
+            dependencies: ["Postgres", "DepotHTTP"],
             exclude: [],
             // Sources/Depot/Schema/migrations links to the top-level migrations/ folder:
             // the SQL is compiled into the binary, so `depot migrate` works from any folder.
             resources: [.embedInCode("Schema/migrations")]
         ),
         .target(name: "DepotConformance", dependencies: ["Depot"]),
-        .executableTarget(name: "depot", dependencies: ["Depot", "Postgres"]),
-        .target(name: "TestSupport", dependencies: ["Depot", "Postgres"], path: "Tests/TestSupport"),
+        .executableTarget(name: "depot", dependencies: ["Depot", "DepotHTTP", "Postgres"]),
+        .target(name: "TestSupport", dependencies: ["Depot", "DepotHTTP", "Postgres"], path: "Tests/TestSupport"),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
-        .testTarget(name: "DepotTests", dependencies: ["Depot", "DepotConformance", "Postgres", "TestSupport", "depot"]),
+        .testTarget(name: "DepotTests", dependencies: ["Depot", "DepotConformance", "DepotHTTP", "Postgres", "TestSupport", "depot"]),
+        .testTarget(name: "DepotHTTPTests", dependencies: ["DepotHTTP", "TestSupport"]),
     ]
 )

@@ -21,5 +21,6 @@ extension Migration {
     /// `MigrationTests` fails when the two disagree.
     public static let all: [Migration] = [
         Migration(file: "0001_schema.sql", bytes: PackageResources._001_schema_sql),
+        Migration(file: "0002_processing.sql", bytes: PackageResources._002_processing_sql),
     ]
 }

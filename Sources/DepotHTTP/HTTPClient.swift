@@ -1,0 +1,154 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Sends HTTP requests with kept-alive connections, reused per host and port.
+///
+/// `http://` goes over Depot's own HTTP/1.1 wire on dedicated threads (fast, and nothing
+/// blocks Swift's cooperative pool); `https://` goes through URLSession.
+public final class HTTPClient: @unchecked Sendable {
+    /// Idle connections kept per host and port. Default 64.
+    public let maximumIdlePerHost: Int
+    /// Largest response body read. Default 64 MiB.
+    public let limits: HTTPLimits
+    private let lock = NSLock()
+    private var idle: [String: [HTTPWire]] = [:]
+
+    public init(maximumIdlePerHost: Int = 64, limits: HTTPLimits = HTTPLimits(headBytes: 64 * 1024, bodyBytes: 64 * 1024 * 1024)) {
+        self.maximumIdlePerHost = maximumIdlePerHost
+        self.limits = limits
+    }
+
+    deinit { closeIdleConnections() }
+
+    /// Sends `request` (its `target` is ignored; the URL's path and query are used) and returns
+    /// the response, whatever its status. Throws `HTTPTransportError` when no response came.
+    public func send(_ request: HTTPRequest, to url: URL, timeout: Duration) async throws -> HTTPResponse {
+        guard let scheme = url.scheme?.lowercased(), let host = url.host, !host.isEmpty else {
+            throw HTTPTransportError.connect("\"\(url.absoluteString)\" is not an http:// or https:// URL with a host")
+        }
+        if scheme == "https" { return try await sendWithURLSession(request, to: url, timeout: timeout) }
+        guard scheme == "http" else {
+            throw HTTPTransportError.connect("\"\(url.absoluteString)\" has scheme \(scheme); use http:// or https://")
+        }
+        let port = url.port ?? 80
+        var outgoing = request
+        var components = URLComponents(url: url, resolvingAgainstBaseURL: false)
+        components?.scheme = nil
+        components?.host = nil
+        components?.port = nil
+        let target = components?.string ?? "/"
+        outgoing.target = target.isEmpty ? "/" : (target.hasPrefix("/") ? target : "/" + target)
+        let hostHeader = url.port.map { "\(host):\($0)" } ?? host
+        let prepared = outgoing
+        return try await withCheckedThrowingContinuation { continuation in
+            // A serial queue of its own per exchange: serial queues get their own threads, while
+            // the global concurrent queues run only as many blocking calls at once as there are cores.
+            DispatchQueue(label: "depot.http.exchange").async { [self] in
+                continuation.resume(with: Result {
+                    try exchange(prepared, host: host, port: port, hostHeader: hostHeader, deadline: .now + timeout)
+                })
+            }
+        }
+    }
+
+    /// Closes every idle connection.
+    public func closeIdleConnections() {
+        let wires = lock.withLock { () -> [HTTPWire] in
+            let all = idle.values.flatMap { $0 }
+            idle.removeAll()
+            return all
+        }
+        for wire in wires { wire.socket.close() }
+    }
+
+    private func exchange(_ request: HTTPRequest, host: String, port: Int, hostHeader: String,
+                          deadline: ContinuousClock.Instant) throws -> HTTPResponse {
+        let key = "\(host):\(port)"
+        // A kept-alive connection may have been closed by the server meanwhile: one retry on a fresh one.
+        if let wire = takeIdle(key) {
+            do {
+                return try roundTrip(request, on: wire, hostHeader: hostHeader, key: key, deadline: deadline)
+            } catch HTTPTransportError.closed {
+                wire.socket.close()
+            } catch let error as HTTPError {
+                wire.socket.close()
+                throw HTTPTransportError.closed("malformed response: \(error.message)")
+            } catch {
+                wire.socket.close()
+                throw error
+            }
+        }
+        let remaining = deadline - .now
+        guard remaining > .zero else { throw HTTPTransportError.timeout }
+        let wire = HTTPWire(socket: try Socket.connect(host: host, port: port, timeout: remaining))
+        do {
+            return try roundTrip(request, on: wire, hostHeader: hostHeader, key: key, deadline: deadline)
+        } catch let error as HTTPError {
+            wire.socket.close()
+            throw HTTPTransportError.closed("malformed response: \(error.message)")
+        } catch {
+            wire.socket.close()
+            throw error
+        }
+    }
+
+    private func roundTrip(_ request: HTTPRequest, on wire: HTTPWire, hostHeader: String, key: String,
+                           deadline: ContinuousClock.Instant) throws -> HTTPResponse {
+        try wire.write(request, host: hostHeader, deadline: deadline)
+        var head: HTTPHead
+        repeat {
+            guard let next = try wire.readHead(limits: limits, deadline: deadline) else {
+                throw HTTPTransportError.closed("the server closed the connection without answering")
+            }
+            head = next
+        } while head.startLine[1] == "100"
+        guard head.startLine[0].hasPrefix("HTTP/1."), let status = Int(head.startLine[1]), (100...599).contains(status) else {
+            throw HTTPError(502, "malformed status line \"\(head.startLine.joined(separator: " "))\"")
+        }
+        let hasNoBody = request.method == "HEAD" || status == 204 || status == 304 || status < 200
+        let body = hasNoBody ? Data() : try wire.readBody(of: head, limits: limits, deadline: deadline, untilClose: true)
+        let reusable = head.keepsAlive && (hasNoBody || head.headers["Content-Length"] != nil || head.headers["Transfer-Encoding"] != nil)
+        if reusable { putIdle(wire, key: key) } else { wire.socket.close() }
+        return HTTPResponse(status: status, headers: head.headers, body: body)
+    }
+
+    private func takeIdle(_ key: String) -> HTTPWire? {
+        while let wire = lock.withLock({ idle[key]?.popLast() }) {
+            if !wire.socket.isStale && !wire.hasBufferedBytes { return wire }
+            wire.socket.close()
+        }
+        return nil
+    }
+
+    private func putIdle(_ wire: HTTPWire, key: String) {
+        let kept = lock.withLock { () -> Bool in
+            guard idle[key, default: []].count < maximumIdlePerHost else { return false }
+            idle[key, default: []].append(wire)
+            return true
+        }
+        if !kept { wire.socket.close() }
+    }
+
+    private func sendWithURLSession(_ request: HTTPRequest, to url: URL, timeout: Duration) async throws -> HTTPResponse {
+        var urlRequest = URLRequest(url: url)
+        urlRequest.httpMethod = request.method
+        urlRequest.timeoutInterval = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+        for (name, value) in request.headers { urlRequest.addValue(value, forHTTPHeaderField: name) }
+        if !request.body.isEmpty { urlRequest.httpBody = request.body }
+        do {
+            let (data, response) = try await URLSession.shared.data(for: urlRequest)
+            guard let http = response as? HTTPURLResponse else { throw HTTPTransportError.closed("not an HTTP response") }
+            var headers = HTTPHeaders()
+            for (name, value) in http.allHeaderFields {
+                headers.add(String(describing: name), String(describing: value))
+            }
+            return HTTPResponse(status: http.statusCode, headers: headers, body: data)
+        } catch let error as URLError where error.code == .timedOut {
+            throw HTTPTransportError.timeout
+        } catch let error as URLError {
+            throw HTTPTransportError.connect(error.localizedDescription)
+        }
+    }
+}

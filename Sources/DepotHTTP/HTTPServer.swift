@@ -1,0 +1,167 @@
+import Foundation
+
+/// A small HTTP/1.1 server: one listening thread, one thread per connection, keep-alive,
+/// and limits and timeouts so that a slow, huge or malformed request costs only its own
+/// connection. Any failure to parse becomes a status and a JSON error, never a crash.
+public final class HTTPServer: @unchecked Sendable {
+    /// Where to listen and what to tolerate.
+    public struct Configuration: Sendable {
+        public var host: String
+        /// 0 picks a free port; read it from `port` after `start()`.
+        public var port: Int
+        public var limits: HTTPLimits
+        /// How long a kept-alive connection may sit without a request. Default 60 s.
+        public var idleTimeout: Duration
+        /// How long one request may take to arrive once it has begun. Default 10 s.
+        public var requestTimeout: Duration
+        /// Connections beyond this get 503 and are closed. Default 1024.
+        public var maximumConnections: Int
+
+        public init(host: String = "127.0.0.1", port: Int = 0, limits: HTTPLimits = HTTPLimits(),
+                    idleTimeout: Duration = .seconds(60), requestTimeout: Duration = .seconds(10), maximumConnections: Int = 1024) {
+            self.host = host
+            self.port = port
+            self.limits = limits
+            self.idleTimeout = idleTimeout
+            self.requestTimeout = requestTimeout
+            self.maximumConnections = maximumConnections
+        }
+    }
+
+    /// Answers one request. Runs as a task; a thrown `HTTPError` becomes its response.
+    public typealias Handler = @Sendable (HTTPRequest) async throws -> HTTPResponse
+
+    public let configuration: Configuration
+    private let handler: Handler
+    private let lock = NSLock()
+    private var listener: Socket?
+    private var connections: [ObjectIdentifier: Socket] = [:]
+    private var running = false
+
+    public init(_ configuration: Configuration, handler: @escaping Handler) {
+        self.configuration = configuration
+        self.handler = handler
+    }
+
+    /// Binds and starts accepting. Throws when the address cannot be bound.
+    public func start() throws {
+        let socket = try Socket.listen(host: configuration.host, port: configuration.port)
+        lock.withLock {
+            listener = socket
+            running = true
+        }
+        let thread = Thread { [self] in acceptLoop(socket) }
+        thread.name = "depot.http.accept"
+        thread.start()
+    }
+
+    /// The bound port (useful after listening on port 0).
+    public var port: Int { lock.withLock { listener?.localPort ?? 0 } }
+
+    /// Stops accepting and closes every connection; requests being answered are cut off.
+    public func stop() {
+        let sockets: [Socket] = lock.withLock {
+            running = false
+            let all = Array(connections.values) + (listener.map { [$0] } ?? [])
+            return all
+        }
+        for socket in sockets { socket.shutdown() }
+    }
+
+    private var isRunning: Bool { lock.withLock { running } }
+
+    private func acceptLoop(_ listener: Socket) {
+        while isRunning {
+            guard let socket = listener.accept(timeout: .milliseconds(250)) else { continue }
+            let admitted: Bool = lock.withLock {
+                guard running, connections.count < configuration.maximumConnections else { return false }
+                connections[ObjectIdentifier(socket)] = socket
+                return true
+            }
+            guard admitted else {
+                try? HTTPWire(socket: socket).write(HTTPError(503, "too many connections; retry shortly").response,
+                                                     keepAlive: false, deadline: .now + .seconds(1))
+                socket.close()
+                continue
+            }
+            let thread = Thread { [self] in
+                serve(socket)
+                _ = lock.withLock { connections.removeValue(forKey: ObjectIdentifier(socket)) }
+                socket.close()
+            }
+            thread.name = "depot.http.connection"
+            thread.start()
+        }
+        listener.close()
+    }
+
+    /// Answers requests on one connection until either side closes it or it idles out.
+    private func serve(_ socket: Socket) {
+        let wire = HTTPWire(socket: socket)
+        while isRunning {
+            if !wire.hasBufferedBytes && !socket.waitForInput(deadline: .now + configuration.idleTimeout) { return }
+            let deadline = ContinuousClock.now + configuration.requestTimeout
+            let request: HTTPRequest
+            let keepAlive: Bool
+            do {
+                guard let head = try wire.readHead(limits: configuration.limits, deadline: deadline) else { return }
+                try Self.checkRequestLine(head)
+                if head.headers["Expect"]?.lowercased() == "100-continue" {
+                    try socket.write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8), deadline: deadline)
+                }
+                let body = try wire.readBody(of: head, limits: configuration.limits, deadline: deadline, untilClose: false)
+                request = HTTPRequest(method: head.startLine[0], target: head.startLine[1], headers: head.headers, body: body)
+                keepAlive = head.keepsAlive
+            } catch let error as HTTPError {
+                try? wire.write(error.response, keepAlive: false, deadline: .now + .seconds(1))
+                return
+            } catch HTTPTransportError.timeout {
+                try? wire.write(HTTPError(408, "the request did not arrive within \(configuration.requestTimeout)").response,
+                                keepAlive: false, deadline: .now + .seconds(1))
+                return
+            } catch {
+                return
+            }
+            let response = answer(request)
+            do {
+                try wire.write(response, keepAlive: keepAlive && isRunning, deadline: .now + configuration.requestTimeout)
+            } catch {
+                return
+            }
+            if !keepAlive { return }
+        }
+    }
+
+    private static func checkRequestLine(_ head: HTTPHead) throws {
+        let (method, target, version) = (head.startLine[0], head.startLine[1], head.startLine[2])
+        guard version == "HTTP/1.1" || version == "HTTP/1.0" else {
+            throw HTTPError(version.hasPrefix("HTTP/") ? 505 : 400, "\"\(HTTPWire.printable(version))\" is not HTTP/1.1 or HTTP/1.0")
+        }
+        guard method.unicodeScalars.allSatisfy(HTTPWire.isTokenCharacter) else {
+            throw HTTPError(400, "\"\(HTTPWire.printable(method))\" is not a method")
+        }
+        guard target.hasPrefix("/"), !target.contains(" ") else {
+            throw HTTPError(400, "request target \"\(HTTPWire.printable(target))\" must be a path starting with /")
+        }
+    }
+
+    /// Runs the async handler from this connection's thread and waits for its answer.
+    private func answer(_ request: HTTPRequest) -> HTTPResponse {
+        final class Box: @unchecked Sendable { var response = HTTPError(500, "no response").response }
+        let box = Box()
+        let done = DispatchSemaphore(value: 0)
+        let handler = self.handler
+        Task {
+            do {
+                box.response = try await handler(request)
+            } catch let error as HTTPError {
+                box.response = error.response
+            } catch {
+                box.response = HTTPError(500, "\(error)").response
+            }
+            done.signal()
+        }
+        done.wait()
+        return box.response
+    }
+}

@@ -1,0 +1,235 @@
+import Foundation
+
+/// The start line and headers of a request or response, before its body.
+struct HTTPHead {
+    /// `[method, target, version]` for a request; `[version, status, reason]` for a response.
+    var startLine: [String]
+    var headers: HTTPHeaders
+
+    /// Whether the sender keeps the connection open after this message.
+    var keepsAlive: Bool {
+        let connection = headers["Connection"]?.lowercased() ?? ""
+        let version = startLine[0].hasPrefix("HTTP/") ? startLine[0] : startLine[2]
+        return version == "HTTP/1.0" ? connection.contains("keep-alive") : !connection.contains("close")
+    }
+}
+
+/// Limits a reader enforces; a peer that exceeds one gets a clear status, not a crash.
+public struct HTTPLimits: Sendable {
+    /// Request or status line plus headers. Default 64 KiB (431 beyond).
+    public var headBytes = 64 * 1024
+    /// Body bytes. Default 10 MiB (413 beyond).
+    public var bodyBytes = 10 * 1024 * 1024
+
+    public init(headBytes: Int = 64 * 1024, bodyBytes: Int = 10 * 1024 * 1024) {
+        self.headBytes = headBytes
+        self.bodyBytes = bodyBytes
+    }
+}
+
+/// Reads and writes HTTP/1.1 messages on one socket, with a buffer for what arrived early.
+final class HTTPWire {
+    let socket: Socket
+    private var buffer: [UInt8] = []
+    private var start = 0
+    /// Bytes that arrived and are not read yet.
+    var hasBufferedBytes: Bool { start < buffer.count }
+
+    init(socket: Socket) { self.socket = socket }
+
+    // MARK: Reading
+
+    /// The next head; nil when the peer closed cleanly before sending a byte of it.
+    func readHead(limits: HTTPLimits, deadline: ContinuousClock.Instant) throws -> HTTPHead? {
+        var lines: [String] = []
+        while true {
+            guard let line = try readLine(limit: limits.headBytes, deadline: deadline, endOfStreamAllowed: lines.isEmpty) else {
+                return nil
+            }
+            if line.isEmpty {
+                if lines.isEmpty { continue }  // tolerate blank lines before a request (RFC 9112 2.2)
+                break
+            }
+            lines.append(line)
+            if lines.reduce(0, { $0 + $1.utf8.count + 2 }) > limits.headBytes {
+                throw HTTPError(431, "request line and headers exceed \(limits.headBytes) bytes")
+            }
+        }
+        let startLine = lines[0].split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
+        guard startLine.count == 3, startLine.allSatisfy({ !$0.isEmpty }) else {
+            throw HTTPError(400, "malformed start line \"\(Self.printable(lines[0]))\"; expected e.g. \"POST /path HTTP/1.1\"")
+        }
+        var headers = HTTPHeaders()
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":"), line.first != " ", line.first != "\t" else {
+                throw HTTPError(400, "malformed header line \"\(Self.printable(line))\"; expected \"Name: value\"")
+            }
+            let name = String(line[..<colon])
+            guard !name.isEmpty, name.unicodeScalars.allSatisfy(Self.isTokenCharacter) else {
+                throw HTTPError(400, "malformed header name \"\(Self.printable(name))\"")
+            }
+            let value = line[line.index(after: colon)...].trimmingCharacters(in: CharacterSet(charactersIn: " \t"))
+            headers.add(name, value)
+        }
+        return HTTPHead(startLine: startLine, headers: headers)
+    }
+
+    /// The body that `head` announces. `noBody` for responses to HEAD and statuses without one.
+    /// `untilClose` reads to end of stream when neither length nor chunking is given (responses only).
+    func readBody(of head: HTTPHead, limits: HTTPLimits, deadline: ContinuousClock.Instant, untilClose: Bool) throws -> Data {
+        let encodings = head.headers.values("Transfer-Encoding")
+        let lengths = head.headers.values("Content-Length")
+        if !encodings.isEmpty {
+            guard lengths.isEmpty else { throw HTTPError(400, "both Transfer-Encoding and Content-Length are set; send one") }
+            guard encodings.count == 1, encodings[0].lowercased() == "chunked" else {
+                throw HTTPError(501, "Transfer-Encoding \"\(encodings.joined(separator: ", "))\" is not supported; send chunked or a Content-Length")
+            }
+            return try readChunks(limit: limits.bodyBytes, deadline: deadline)
+        }
+        if let first = lengths.first {
+            guard lengths.allSatisfy({ $0 == first }), !first.isEmpty, first.utf8.count <= 18,
+                  first.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let length = Int(first) else {
+                throw HTTPError(400, "Content-Length \"\(Self.printable(lengths.joined(separator: ", ")))\" is not a non-negative integer")
+            }
+            guard length <= limits.bodyBytes else {
+                throw HTTPError(413, "body of \(length) bytes exceeds the limit of \(limits.bodyBytes) bytes")
+            }
+            return Data(try readExactly(length, deadline: deadline))
+        }
+        guard untilClose else { return Data() }
+        var body: [UInt8] = []
+        while true {
+            let chunk = try fill(deadline: deadline)
+            if chunk == 0 { break }
+            body += takeBuffered(buffer.count - start)
+            if body.count > limits.bodyBytes { throw HTTPError(413, "body exceeds the limit of \(limits.bodyBytes) bytes") }
+        }
+        return Data(body)
+    }
+
+    private func readChunks(limit: Int, deadline: ContinuousClock.Instant) throws -> Data {
+        var body: [UInt8] = []
+        while true {
+            guard let line = try readLine(limit: 1024, deadline: deadline, endOfStreamAllowed: false) else { break }
+            let sizeText = line.prefix { $0 != ";" }.trimmingCharacters(in: .whitespaces)
+            guard !sizeText.isEmpty, sizeText.count <= 15, let size = Int(sizeText, radix: 16), size >= 0 else {
+                throw HTTPError(400, "malformed chunk size \"\(Self.printable(line))\"")
+            }
+            if size == 0 {
+                // Trailer fields, ignored, up to the empty line.
+                while let trailer = try readLine(limit: 8192, deadline: deadline, endOfStreamAllowed: false), !trailer.isEmpty {}
+                return Data(body)
+            }
+            guard body.count + size <= limit else { throw HTTPError(413, "chunked body exceeds the limit of \(limit) bytes") }
+            body += try readExactly(size, deadline: deadline)
+            guard try readLine(limit: 2, deadline: deadline, endOfStreamAllowed: false) == "" else {
+                throw HTTPError(400, "chunk data is longer than its size says")
+            }
+        }
+        return Data(body)
+    }
+
+    /// A line without its CRLF; nil at a clean end of stream when allowed.
+    private func readLine(limit: Int, deadline: ContinuousClock.Instant, endOfStreamAllowed: Bool) throws -> String? {
+        var scanFrom = start
+        while true {
+            if let newline = buffer[scanFrom...].firstIndex(of: 10) {
+                guard newline > start, buffer[newline - 1] == 13 else {
+                    throw HTTPError(400, "a line ends in a bare LF; HTTP lines end in CRLF")
+                }
+                let bytes = buffer[start..<(newline - 1)]
+                start = newline + 1
+                guard !bytes.contains(0), !bytes.contains(13) else { throw HTTPError(400, "a line holds a NUL or bare CR") }
+                return String(decoding: bytes, as: UTF8.self)
+            }
+            if buffer.count - start > limit {
+                throw HTTPError(431, "a line exceeds \(limit) bytes")
+            }
+            let scanned = buffer.count - start
+            if try fill(deadline: deadline) == 0 {
+                if endOfStreamAllowed && start == buffer.count { return nil }
+                throw HTTPError(400, "the connection closed in the middle of a message")
+            }
+            scanFrom = start + scanned  // fill may have moved the unread bytes to the front
+        }
+    }
+
+    private func readExactly(_ count: Int, deadline: ContinuousClock.Instant) throws -> [UInt8] {
+        while buffer.count - start < count {
+            if try fill(deadline: deadline) == 0 {
+                throw HTTPError(400, "the connection closed after \(buffer.count - start) of \(count) body bytes")
+            }
+        }
+        return takeBuffered(count)
+    }
+
+    private func takeBuffered(_ count: Int) -> [UInt8] {
+        let bytes = Array(buffer[start..<(start + count)])
+        start += count
+        return bytes
+    }
+
+    /// Reads more into the buffer; returns how many bytes arrived (0 at end of stream).
+    private func fill(deadline: ContinuousClock.Instant) throws -> Int {
+        if start > 0 && start == buffer.count {
+            buffer.removeAll(keepingCapacity: true)
+            start = 0
+        } else if start > 65536 {
+            buffer.removeSubrange(0..<start)
+            start = 0
+        }
+        let bytes = try socket.read(maximum: 65536, deadline: deadline)
+        buffer += bytes
+        return bytes.count
+    }
+
+    // MARK: Writing
+
+    func write(_ request: HTTPRequest, host: String, deadline: ContinuousClock.Instant) throws {
+        var head = "\(request.method) \(request.target) HTTP/1.1\r\n"
+        if request.headers["Host"] == nil { head += "Host: \(host)\r\n" }
+        try writeMessage(head: head, headers: request.headers, body: request.body, deadline: deadline)
+    }
+
+    func write(_ response: HTTPResponse, keepAlive: Bool, deadline: ContinuousClock.Instant) throws {
+        var head = "HTTP/1.1 \(response.status) \(HTTPStatus.reason(response.status))\r\n"
+        if !keepAlive { head += "Connection: close\r\n" }
+        try writeMessage(head: head, headers: response.headers, body: response.body, deadline: deadline)
+    }
+
+    private func writeMessage(head: String, headers: HTTPHeaders, body: Data, deadline: ContinuousClock.Instant) throws {
+        var text = head
+        for (name, value) in headers where name.caseInsensitiveCompare("Content-Length") != .orderedSame
+            && name.caseInsensitiveCompare("Transfer-Encoding") != .orderedSame {
+            // A name or value that could split the message is refused, never sent.
+            guard !name.isEmpty, name.unicodeScalars.allSatisfy(Self.isTokenCharacter) else {
+                throw HTTPError(400, "header name \"\(Self.printable(name))\" is not an HTTP token")
+            }
+            guard !value.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) else {
+                throw HTTPError(400, "header \(name) has a CR, LF or NUL in its value")
+            }
+            text += "\(name): \(value)\r\n"
+        }
+        text += "Content-Length: \(body.count)\r\n\r\n"
+        var bytes = Array(text.utf8)
+        if body.count <= 65536 {
+            bytes += body
+            try socket.write(bytes, deadline: deadline)
+        } else {
+            try socket.write(bytes, deadline: deadline)
+            try socket.write(body, deadline: deadline)
+        }
+    }
+
+    // MARK: Helpers
+
+    static func isTokenCharacter(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.isASCII && (CharacterSet.alphanumerics.contains(scalar) || "!#$%&'*+-.^_`|~".unicodeScalars.contains(scalar))
+    }
+
+    /// At most 80 characters of `text`, safe to echo in an error.
+    static func printable(_ text: String) -> String {
+        let cleaned = String(text.unicodeScalars.map { $0.isASCII && $0.value >= 32 && $0.value < 127 ? Character($0) : "?" })
+        return cleaned.count > 80 ? String(cleaned.prefix(80)) + "…" : cleaned
+    }
+}

@@ -1,0 +1,224 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A TCP socket with blocking calls bounded by deadlines (poll before every read and write).
+///
+/// Used from dedicated threads only, never from Swift's cooperative pool.
+final class Socket: @unchecked Sendable {
+    private(set) var descriptor: Int32
+
+    init(descriptor: Int32) {
+        self.descriptor = descriptor
+        var on: Int32 = 1
+        setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
+        #if canImport(Darwin)
+        setsockopt(descriptor, SOL_SOCKET, SO_NOSIGPIPE, &on, socklen_t(MemoryLayout<Int32>.size))
+        #endif
+    }
+
+    deinit { close() }
+
+    func close() {
+        if descriptor >= 0 {
+            _ = systemClose(descriptor)
+            descriptor = -1
+        }
+    }
+
+    /// Stops reads and writes in both directions; a thread blocked on this socket wakes up.
+    func shutdown() {
+        if descriptor >= 0 { _ = systemShutdown(descriptor, Int32(SHUT_RDWR)) }
+    }
+
+    /// Connects to `host:port` (a name or an address), giving up after `timeout`.
+    static func connect(host: String, port: Int, timeout: Duration) throws -> Socket {
+        let deadline = ContinuousClock.now + timeout
+        var lastError = "no address found"
+        for address in try resolve(host: host, port: port, passive: false) {
+            let fd = socket(address.family, Int32(socketStream), 0)
+            guard fd >= 0 else { lastError = String(cString: strerror(errno)); continue }
+            let flags = fcntl(fd, F_GETFL)
+            _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
+            let result = address.storage.withUnsafeBytes {
+                systemConnect(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), address.length)
+            }
+            if result == 0 || errno == EINPROGRESS {
+                if result == 0 || (Socket.poll(fd, events: Int16(POLLOUT), deadline: deadline) && Socket.pendingError(fd) == 0) {
+                    _ = fcntl(fd, F_SETFL, flags)
+                    return Socket(descriptor: fd)
+                }
+                let code = Socket.pendingError(fd)
+                lastError = code == 0 ? "timed out after \(timeout)" : String(cString: strerror(code))
+            } else {
+                lastError = String(cString: strerror(errno))
+            }
+            _ = systemClose(fd)
+        }
+        throw HTTPTransportError.connect("cannot connect to \(host):\(port): \(lastError)")
+    }
+
+    /// Listens on `host:port`; port 0 picks a free port (see `localPort`).
+    static func listen(host: String, port: Int, backlog: Int32 = 1024) throws -> Socket {
+        guard let address = try resolve(host: host, port: port, passive: true).first else {
+            throw HTTPTransportError.listen("cannot listen on \(host):\(port): no address found")
+        }
+        let fd = socket(address.family, Int32(socketStream), 0)
+        guard fd >= 0 else { throw HTTPTransportError.listen("cannot open a socket: \(String(cString: strerror(errno)))") }
+        var on: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+        let bound = address.storage.withUnsafeBytes {
+            bind(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), address.length)
+        }
+        guard bound == 0, systemListen(fd, backlog) == 0 else {
+            let reason = String(cString: strerror(errno))
+            _ = systemClose(fd)
+            throw HTTPTransportError.listen("cannot listen on \(host):\(port): \(reason)")
+        }
+        return Socket(descriptor: fd)
+    }
+
+    /// The port this socket is bound to.
+    var localPort: Int {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let result = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        guard result == 0 else { return 0 }
+        let family = storage.ss_family
+        return withUnsafePointer(to: &storage) { pointer -> Int in
+            if family == sa_family_t(AF_INET6) {
+                return pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin6_port)) }
+            }
+            return pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin_port)) }
+        }
+    }
+
+    /// Waits for a connection; nil when the listener was shut down or `timeout` passed.
+    func accept(timeout: Duration) -> Socket? {
+        guard Socket.poll(descriptor, events: Int16(POLLIN), deadline: ContinuousClock.now + timeout) else { return nil }
+        let fd = systemAccept(descriptor, nil, nil)
+        return fd >= 0 ? Socket(descriptor: fd) : nil
+    }
+
+    /// Waits until there is something to read (or end of stream); false when `deadline` passed first.
+    func waitForInput(deadline: ContinuousClock.Instant) -> Bool {
+        Socket.poll(descriptor, events: Int16(POLLIN), deadline: deadline)
+    }
+
+    /// Reads what is there (at most `maximum` bytes); empty at end of stream.
+    func read(maximum: Int, deadline: ContinuousClock.Instant) throws -> [UInt8] {
+        guard Socket.poll(descriptor, events: Int16(POLLIN), deadline: deadline) else { throw HTTPTransportError.timeout }
+        var buffer = [UInt8](repeating: 0, count: maximum)
+        let count = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, maximum, 0) }
+        guard count >= 0 else { throw HTTPTransportError.closed(String(cString: strerror(errno))) }
+        buffer.removeSubrange(count...)
+        return buffer
+    }
+
+    /// Writes all of `bytes` or throws.
+    func write(_ bytes: some ContiguousBytes, deadline: ContinuousClock.Instant) throws {
+        try bytes.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                guard Socket.poll(descriptor, events: Int16(POLLOUT), deadline: deadline) else { throw HTTPTransportError.timeout }
+                let sent = send(descriptor, raw.baseAddress! + offset, raw.count - offset, Int32(noSignal))
+                if sent < 0 {
+                    if errno == EINTR || errno == EAGAIN { continue }
+                    throw HTTPTransportError.closed(String(cString: strerror(errno)))
+                }
+                offset += sent
+            }
+        }
+    }
+
+    /// True when the peer has closed or sent something unexpected while the socket sat idle.
+    var isStale: Bool {
+        var probe = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        return systemPoll(&probe, 1, 0) != 0
+    }
+
+    // MARK: - Helpers
+
+    private static func poll(_ fd: Int32, events: Int16, deadline: ContinuousClock.Instant) -> Bool {
+        while true {
+            let remaining = deadline - ContinuousClock.now
+            let milliseconds = max(0, Int32(clamping: remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000))
+            var entry = pollfd(fd: fd, events: events, revents: 0)
+            let result = systemPoll(&entry, 1, milliseconds)
+            if result > 0 { return true }
+            if result == 0 { return false }
+            if errno != EINTR { return true }  // let the read or write report the error
+        }
+    }
+
+    private static func pendingError(_ fd: Int32) -> Int32 {
+        var code: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &code, &length)
+        return code
+    }
+
+    private struct Address {
+        var family: Int32
+        var storage: [UInt8]
+        var length: socklen_t
+    }
+
+    private static func resolve(host: String, port: Int, passive: Bool) throws -> [Address] {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(socketStream)
+        hints.ai_family = AF_UNSPEC
+        if passive { hints.ai_flags = AI_PASSIVE }
+        var list: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(host.isEmpty ? nil : host, String(port), &hints, &list)
+        guard status == 0, let first = list else {
+            throw HTTPTransportError.connect("cannot resolve host \"\(host)\": \(String(cString: gai_strerror(status)))")
+        }
+        defer { freeaddrinfo(list) }
+        var addresses: [Address] = []
+        var cursor: UnsafeMutablePointer<addrinfo>? = first
+        while let entry = cursor {
+            let bytes = [UInt8](UnsafeRawBufferPointer(start: entry.pointee.ai_addr, count: Int(entry.pointee.ai_addrlen)))
+            addresses.append(Address(family: entry.pointee.ai_family, storage: bytes, length: entry.pointee.ai_addrlen))
+            cursor = entry.pointee.ai_next
+        }
+        // IPv4 first: "localhost" then means 127.0.0.1, where the local servers listen.
+        return addresses.sorted { $0.family == AF_INET && $1.family != AF_INET }
+    }
+}
+
+/// A failure below HTTP: the connection could not be made, timed out, or broke.
+public enum HTTPTransportError: Error, Sendable, CustomStringConvertible, Equatable {
+    case connect(String)
+    case listen(String)
+    case timeout
+    case closed(String)
+
+    public var description: String {
+        switch self {
+        case .connect(let reason), .listen(let reason): reason
+        case .timeout: "timed out"
+        case .closed(let reason): "connection closed: \(reason)"
+        }
+    }
+}
+
+#if canImport(Glibc)
+private let socketStream = SOCK_STREAM.rawValue
+private let noSignal = MSG_NOSIGNAL
+#else
+private let socketStream = SOCK_STREAM
+private let noSignal: Int32 = 0
+#endif
+private func systemClose(_ fd: Int32) -> Int32 { close(fd) }
+private func systemShutdown(_ fd: Int32, _ how: Int32) -> Int32 { shutdown(fd, how) }
+private func systemConnect(_ fd: Int32, _ address: UnsafePointer<sockaddr>, _ length: socklen_t) -> Int32 { connect(fd, address, length) }
+private func systemListen(_ fd: Int32, _ backlog: Int32) -> Int32 { listen(fd, backlog) }
+private func systemAccept(_ fd: Int32, _ address: UnsafeMutablePointer<sockaddr>?, _ length: UnsafeMutablePointer<socklen_t>?) -> Int32 { accept(fd, address, length) }
+private func systemPoll(_ entries: UnsafeMutablePointer<pollfd>, _ count: nfds_t, _ timeout: Int32) -> Int32 { poll(entries, count, timeout) }

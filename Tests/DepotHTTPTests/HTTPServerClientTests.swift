@@ -1,0 +1,162 @@
+import DepotHTTP
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite("HTTP server and client")
+struct HTTPServerClientTests {
+    @Test("the client reuses one kept-alive connection for many requests and reads every body")
+    func keepAliveRoundTrips() async throws {
+        let echo = EchoBackend()
+        let port = try echo.start()
+        defer { echo.stop() }
+        let client = HTTPClient()
+        let url = URL(string: "http://127.0.0.1:\(port)/orders?x=1")!
+        for index in 0..<200 {
+            let body = Data("message \(index)".utf8)
+            let response = try await client.send(
+                HTTPRequest(method: "POST", target: "/", headers: ["Depot-Message-Id": "m\(index)", "Content-Type": "text/plain"], body: body),
+                to: url, timeout: .seconds(5))
+            #expect(response.status == 200)
+            #expect(response.body == body)
+            #expect(response.headers["content-type"] == "text/plain")
+        }
+        let counts = echo.snapshot()
+        #expect(counts.requests == 200)
+        #expect(counts.distinct == 200)
+        #expect(counts.maximumConcurrent == 1)
+    }
+
+    @Test("a refused connection and a timeout are transport errors, not responses")
+    func transportFailures() async throws {
+        let client = HTTPClient()
+        let closedPort = try freePort()
+        await #expect(throws: HTTPTransportError.self) {
+            _ = try await client.send(HTTPRequest(method: "POST", target: "/"), to: URL(string: "http://127.0.0.1:\(closedPort)/")!, timeout: .seconds(2))
+        }
+        let slow = EchoBackend(behaviour: .init(delayMilliseconds: 2000))
+        let port = try slow.start()
+        defer { slow.stop() }
+        await #expect(throws: HTTPTransportError.timeout) {
+            _ = try await client.send(HTTPRequest(method: "POST", target: "/"), to: URL(string: "http://127.0.0.1:\(port)/")!, timeout: .milliseconds(200))
+        }
+    }
+
+    @Test("the echo back end fails the first attempts of each message when told to")
+    func failFirst() async throws {
+        let echo = EchoBackend(behaviour: .init(failFirst: 2))
+        let port = try echo.start()
+        defer { echo.stop() }
+        let client = HTTPClient()
+        let url = URL(string: "http://127.0.0.1:\(port)/")!
+        var statuses: [Int] = []
+        for _ in 0..<3 {
+            statuses.append(try await client.send(HTTPRequest(method: "POST", target: "/", headers: ["Depot-Message-Id": "a"]), to: url, timeout: .seconds(2)).status)
+        }
+        #expect(statuses == [503, 503, 200])
+        let config = try await client.send(HTTPRequest(method: "POST", target: "/", body: Data(#"{"status": 201}"#.utf8)),
+                                           to: URL(string: "http://127.0.0.1:\(port)/_echo/config")!, timeout: .seconds(2))
+        #expect(config.status == 200)
+        #expect(try await client.send(HTTPRequest(method: "POST", target: "/"), to: url, timeout: .seconds(2)).status == 201)
+        let bad = try await client.send(HTTPRequest(method: "POST", target: "/", body: Data(#"{"fail_rate": 7}"#.utf8)),
+                                        to: URL(string: "http://127.0.0.1:\(port)/_echo/config")!, timeout: .seconds(2))
+        #expect(bad.status == 400)
+        #expect(String(decoding: bad.body, as: UTF8.self).contains("fail_rate"))
+    }
+
+    @Test("malformed requests get their status and the server goes on serving", arguments: [
+        ("GARBAGE\r\n\r\n", 400),
+        ("POST / HTTP/1.1\r\nContent-Length: -5\r\n\r\n", 400),
+        ("POST / HTTP/1.1\r\nContent-Length: abc\r\n\r\n", 400),
+        ("POST / HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n", 413),
+        ("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        ("POST / HTTP/2.0\r\n\r\n", 505),
+        ("POST / HTTP/1.1\nHost: x\n\n", 400),
+        ("POST / HTTP/1.1\r\nBad Header\r\n\r\n", 400),
+        ("POST / HTTP/1.1\r\nX: \(String(repeating: "a", count: 1 << 20))\r\n\r\n", 431),
+    ])
+    func malformedRequests(raw: String, status: Int) async throws {
+        let echo = EchoBackend()
+        let port = try echo.start()
+        defer { echo.stop() }
+        let answer = try await rawExchange(port: port, Array(raw.utf8))
+        #expect(answer.hasPrefix("HTTP/1.1 \(status) "), "got \(answer.prefix(80))")
+        #expect(answer.contains("\"error\""))
+        let after = try await HTTPClient().send(HTTPRequest(method: "POST", target: "/", body: Data("ok".utf8)),
+                                                to: URL(string: "http://127.0.0.1:\(port)/")!, timeout: .seconds(2))
+        #expect(after.status == 200)
+    }
+
+    @Test("a chunked request body is accepted and decoded")
+    func chunkedRequest() async throws {
+        let echo = EchoBackend()
+        let port = try echo.start()
+        defer { echo.stop() }
+        let answer = try await rawExchange(port: port, Array("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n".utf8))
+        #expect(answer.hasPrefix("HTTP/1.1 200 "))
+        #expect(answer.hasSuffix("hello world"))
+    }
+
+    @Test("a request cut off half way is answered 400 or dropped, and the server goes on")
+    func cutOffRequest() async throws {
+        let echo = EchoBackend()
+        let port = try echo.start()
+        defer { echo.stop() }
+        let answer = try await rawExchange(port: port, Array("POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\nonly part".utf8), halfClose: true)
+        #expect(answer.isEmpty || answer.hasPrefix("HTTP/1.1 400 "))
+        let after = try await HTTPClient().send(HTTPRequest(method: "GET", target: "/"), to: URL(string: "http://127.0.0.1:\(port)/")!, timeout: .seconds(2))
+        #expect(after.status == 200)
+    }
+}
+
+/// Sends raw bytes over a fresh connection and returns everything the server sent back until it
+/// closed. Blocking socket calls run on a dispatch thread, off the cooperative pool the server's
+/// handlers need.
+func rawExchange(port: Int, _ bytes: [UInt8], halfClose: Bool = false) async throws -> String {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread {
+            continuation.resume(with: Result { try blockingRawExchange(port: port, bytes, halfClose: halfClose) })
+        }.start()
+    }
+}
+
+private func blockingRawExchange(port: Int, _ bytes: [UInt8], halfClose: Bool) throws -> String {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = UInt16(port).bigEndian
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
+    var timeout = timeval(tv_sec: 5, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    var offset = 0
+    while offset < bytes.count {
+        let sent = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL)) }
+        if sent <= 0 { break }  // the server may refuse before reading everything
+        offset += sent
+    }
+    if halfClose { shutdown(fd, Int32(SHUT_WR)) }
+    var received: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, 65536, 0) }
+        if count <= 0 { break }
+        received += buffer[0..<count]
+    }
+    return String(decoding: received, as: UTF8.self)
+}
+
+/// A port nothing listens on (bound, read, then released).
+func freePort() throws -> Int {
+    let echo = EchoBackend()
+    let port = try echo.start()
+    echo.stop()
+    return port
+}
