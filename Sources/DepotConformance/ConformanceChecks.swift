@@ -6,8 +6,8 @@ extension ConformanceCheck {
     public static let all: [ConformanceCheck] = [
         roundTripsPayloadsAndHeaders, receiptsFollowInputOrder, claimsByPriorityThenArrival,
         leasesAreExclusive, ackRemovesOnlyTheHoldersMessages, releaseReturnsAtRetryTime,
-        expiredLeaseIsClaimableAgainWithAttemptsCounted, delayedMessagesWait, groupsGoOneAtATimeInOrder,
-        idempotencyKeyStoresOnce, deadLetterTakesTheMessageOut, countsAndPeekShowWhatWaits, purgeEmptiesTheStore,
+        expiredLeaseIsClaimableAgainWithAttemptsCounted, extendedLeaseStaysWithItsHolder, delayedMessagesWait, groupsGoOneAtATimeInOrder,
+        idempotencyKeyStoresOnce, givenIDIsKeptAndStoredOnce, deadLetterTakesTheMessageOut, countsAndPeekShowWhatWaits, purgeEmptiesTheStore,
     ]
 
     public static let roundTripsPayloadsAndHeaders = ConformanceCheck(name: "round-trips payloads and headers") { store in
@@ -110,6 +110,19 @@ extension ConformanceCheck {
         try expect(lateAck == 0, "the consumer whose lease expired could still ack")
     }
 
+    public static let extendedLeaseStaysWithItsHolder = ConformanceCheck(name: "an extended lease keeps the message with its holder") { store in
+        let receipt = try await store.store(text("slow delivery"))
+        _ = try await store.claim(limit: 1, consumer: "slow", lease: .milliseconds(400))
+        let strangers = try await store.extendLeases([receipt.id], consumer: "stranger", lease: .seconds(60))
+        try expect(strangers == 0, "a consumer without the lease extended it")
+        let extended = try await store.extendLeases([receipt.id], consumer: "slow", lease: .seconds(60))
+        try expect(extended == 1, "extendLeases returned \(extended), expected 1")
+        try await Task.sleep(for: .milliseconds(700))
+        let stolen = try await store.claim(limit: 1, consumer: "other", lease: .seconds(60))
+        try expect(stolen.isEmpty, "the message went to another consumer although its lease was extended")
+        try expect(try await store.ack([receipt.id], consumer: "slow") == 1, "the holder could not ack after extending")
+    }
+
     public static let delayedMessagesWait = ConformanceCheck(name: "delayed messages wait until they are due") { store in
         var distant = text("in an hour"); distant.delay = .seconds(3600)
         _ = try await store.store(distant)
@@ -166,6 +179,18 @@ extension ConformanceCheck {
         try expect(afterDelivery.id == first.id && !afterDelivery.created, "a producer retry after delivery stored the message again")
         counts = try await store.counts()
         try expect(counts.total == 0, "store holds \(counts.total) messages after the retry, expected 0")
+    }
+
+    public static let givenIDIsKeptAndStoredOnce = ConformanceCheck(name: "a message moved in with its id keeps it, and moving it twice stores it once") { store in
+        let id = UUID()
+        var moved = text("moved")
+        moved.id = id
+        let first = try await store.store(moved)
+        try expect(first == StoreReceipt(id: id, created: true), "first store of a given id returned \(first)")
+        let second = try await store.store(moved)
+        try expect(second == StoreReceipt(id: id, created: false), "second store of the same id returned \(second)")
+        let claimed = try await store.claim(limit: 10, consumer: "c1", lease: .seconds(60))
+        try expect(claimed.map(\.id) == [id], "expected exactly the moved message, claimed \(claimed.map(\.id))")
     }
 
     public static let deadLetterTakesTheMessageOut = ConformanceCheck(name: "dead-lettering takes the message out of line") { store in

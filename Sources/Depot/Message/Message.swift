@@ -59,11 +59,15 @@ public struct OutgoingMessage: Sendable, Equatable {
     public var groupKey: String?
     /// Storing the same key in the same store again stores nothing and returns the first id.
     public var idempotencyKey: String?
+    /// Keeps a message's id when it moves between stores; storing an id that is already there
+    /// stores nothing. Default nil: a new id.
+    public var id: UUID?
 
     public init(
         payload: Data, headers: [String: String] = [:], contentType: String? = nil, priority: Int = 0,
-        delay: Duration = .zero, groupKey: String? = nil, idempotencyKey: String? = nil
+        delay: Duration = .zero, groupKey: String? = nil, idempotencyKey: String? = nil, id: UUID? = nil
     ) {
+        self.id = id
         self.payload = payload
         self.headers = headers
         self.contentType = contentType
@@ -71,6 +75,12 @@ public struct OutgoingMessage: Sendable, Equatable {
         self.delay = delay
         self.groupKey = groupKey
         self.idempotencyKey = idempotencyKey
+    }
+
+    /// The same message, to be stored elsewhere under the same id.
+    public init(moving message: Message) {
+        self.init(payload: message.payload, headers: message.headers, contentType: message.contentType,
+                  priority: message.priority, groupKey: message.groupKey, idempotencyKey: message.idempotencyKey, id: message.id)
     }
 
     /// A UTF-8 text message.
@@ -116,5 +126,10 @@ extension Duration {
     /// Whole milliseconds, rounded toward zero.
     var milliseconds: Int64 {
         components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+    }
+
+    /// Seconds with their fraction.
+    var seconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 }

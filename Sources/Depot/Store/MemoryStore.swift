@@ -35,7 +35,10 @@ public actor MemoryStore: MessageStore {
             if let key = outgoing.idempotencyKey, let first = keys[key] {
                 return StoreReceipt(id: first, created: false)
             }
-            let id = UUID()
+            if let given = outgoing.id, messages[given] != nil {
+                return StoreReceipt(id: given, created: false)
+            }
+            let id = outgoing.id ?? UUID()
             let message = Message(
                 id: id, store: name, payload: outgoing.payload, headers: outgoing.headers,
                 contentType: outgoing.contentType, priority: outgoing.priority, createdAt: time,
@@ -92,6 +95,17 @@ public actor MemoryStore: MessageStore {
         messages[id]!.message.availableAt = retryAt
         if let error { messages[id]!.message.lastError = error }
         return true
+    }
+
+    @discardableResult
+    public func extendLeases(_ ids: [UUID], consumer: String, lease: Duration) async throws -> Int {
+        let until = now().addingTimeInterval(Double(lease.milliseconds) / 1000)
+        var extended = 0
+        for id in ids where messages[id]?.lockedBy == consumer {
+            messages[id]!.lockedUntil = until
+            extended += 1
+        }
+        return extended
     }
 
     @discardableResult

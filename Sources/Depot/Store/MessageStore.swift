@@ -32,6 +32,11 @@ public protocol MessageStore: Sendable {
     @discardableResult
     func release(_ id: UUID, consumer: String, retryAt: Date, error: String?) async throws -> Bool
 
+    /// Pushes the leases `consumer` still holds on `ids` to `lease` from now, so that a slow
+    /// delivery is not redelivered elsewhere. Returns how many leases were extended.
+    @discardableResult
+    func extendLeases(_ ids: [UUID], consumer: String, lease: Duration) async throws -> Int
+
     /// Moves a leased message to the dead letters with `reason`. False when the lease is gone.
     @discardableResult
     func deadLetter(_ id: UUID, consumer: String, reason: DeadLetterReason) async throws -> Bool

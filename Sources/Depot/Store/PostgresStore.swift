@@ -61,6 +61,15 @@ public struct PostgresStore: MessageStore {
     }
 
     @discardableResult
+    public func extendLeases(_ ids: [UUID], consumer: String, lease: Duration) async throws -> Int {
+        guard !ids.isEmpty else { return 0 }
+        return try await pool.query("""
+            UPDATE depot.messages SET locked_until = now() + make_interval(secs => \(lease.seconds))
+            WHERE id = ANY(\(ids)) AND locked_by = \(consumer)
+            """).affectedRows
+    }
+
+    @discardableResult
     public func deadLetter(_ id: UUID, consumer: String, reason: DeadLetterReason) async throws -> Bool {
         // One statement: the row leaves depot.messages only if it lands in depot.dead_letters.
         try await pool.query("""
@@ -123,9 +132,10 @@ public struct PostgresStore: MessageStore {
         let delays = messages.map { Int(max($0.delay.milliseconds, 0)) }
         let groupKeys = messages.map(\.groupKey)
         let keys = messages.map(\.idempotencyKey)
+        let ids = messages.map(\.id)
         return """
             SELECT id, created FROM depot.store_batch(\(store), \(payloads), \(headers), \(contentTypes), \
-            \(priorities), \(delays), \(groupKeys), \(keys))
+            \(priorities), \(delays), \(groupKeys), \(keys), \(ids))
             """
     }
 
@@ -134,8 +144,7 @@ public struct PostgresStore: MessageStore {
     /// claimable, and it stays oldest (blocking the rest) while leased or waiting for a retry;
     /// a group with any live lease is skipped outright, whatever the order rows committed in.
     static func messageClaim(store: String, limit: Int, consumer: String, lease: Duration) -> SQL {
-        let leaseSeconds = Double(lease.components.seconds) + Double(lease.components.attoseconds) / 1e18
-        return """
+        """
             WITH next AS (
                 SELECT m.id FROM depot.messages m
                 WHERE m.store = \(store)
@@ -150,7 +159,7 @@ public struct PostgresStore: MessageStore {
                 FOR UPDATE SKIP LOCKED
             )
             UPDATE depot.messages m
-            SET locked_by = \(consumer), locked_until = now() + make_interval(secs => \(leaseSeconds)),
+            SET locked_by = \(consumer), locked_until = now() + make_interval(secs => \(lease.seconds)),
                 attempts = m.attempts + 1
             FROM next WHERE m.id = next.id
             RETURNING \(unsafeRaw: qualifiedMessageColumns)

@@ -1,0 +1,86 @@
+import Foundation
+
+/// What a processor does with the messages it takes.
+public enum ProcessorKind: String, Sendable, Codable, CaseIterable {
+    /// Sends each message to `targetEndpoint` over HTTP.
+    case forwarding
+    /// Runs the named `handler` on each message.
+    case sampling
+    /// Moves each message into `targetStore`.
+    case failoverForwarding = "failover-forwarding"
+}
+
+/// One row of `depot.processors`: what to consume, where to deliver, how to pace and how to fail.
+public struct ProcessorDefinition: Sendable, Equatable, Codable {
+    public var name: String
+    public var kind: ProcessorKind
+    public var store: String
+    public var targetEndpoint: String?
+    public var targetStore: String?
+    public var handler: String?
+    /// Each member takes at most `batchSize` messages per interval; 0 = as fast as the target takes them. Default 1000.
+    public var intervalMilliseconds: Int = 1000
+    /// When set, replaces the interval: each fire drains the store.
+    public var cron: String?
+    /// Messages a forwarding or failover-forwarding member takes per interval. Default 1.
+    public var batchSize: Int = 1
+    /// Messages a sampling member takes per interval, handled at once. Default 1.
+    public var concurrency: Int = 1
+    /// Wait before a failed message is tried again. Default 1000.
+    public var retryIntervalMilliseconds: Int = 1000
+    /// Attempts before the drop policy applies; 0 or less retries forever. Default 4.
+    public var maxDeliveryAttempts: Int = 4
+    /// After the last attempt: true moves the message out (fail store or dead letters), false deactivates the processor. Default false.
+    public var maxDeliveryDrop: Bool = false
+    /// Where dropped messages go instead of the dead letters.
+    public var failStore: String?
+    /// HTTP statuses that are not retried: the message is dead-lettered at once.
+    public var nonRetryStatusCodes: [Int] = []
+    public var replyHandler: String?
+    public var faultHandler: String?
+    public var deactivateHandler: String?
+    public var isActive: Bool = true
+    /// Child workers per node. Default 1.
+    public var memberCount: Int = 1
+    /// Node names allowed to run it; empty = every node.
+    public var pinnedServers: [String] = []
+
+    public init(name: String, kind: ProcessorKind, store: String) {
+        self.name = name
+        self.kind = kind
+        self.store = store
+    }
+
+    /// Whether node `node` should run this processor.
+    public func runs(on node: String) -> Bool {
+        isActive && (pinnedServers.isEmpty || pinnedServers.contains(node))
+    }
+
+    /// Every handler name the row refers to, with the column that names it.
+    var handlerReferences: [(column: String, name: String)] {
+        [("handler", handler), ("reply_handler", replyHandler), ("fault_handler", faultHandler),
+         ("deactivate_handler", deactivateHandler)].compactMap { column, name in name.map { (column, $0) } }
+    }
+}
+
+/// One row of `depot.endpoints`: an HTTP back end.
+public struct EndpointDefinition: Sendable, Equatable, Codable {
+    public var name: String
+    public var url: URL
+    /// Default POST.
+    public var method: String = "POST"
+    /// Give up on a request after this long. Default 30000.
+    public var timeoutMilliseconds: Int = 30000
+    /// Sent with every request, before the message's own headers.
+    public var headers: [String: String] = [:]
+
+    public init(name: String, url: URL, method: String = "POST", timeoutMilliseconds: Int = 30000, headers: [String: String] = [:]) {
+        self.name = name
+        self.url = url
+        self.method = method
+        self.timeoutMilliseconds = timeoutMilliseconds
+        self.headers = headers
+    }
+
+    public var timeout: Duration { .milliseconds(timeoutMilliseconds) }
+}
