@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// Every verb, in the order `depot --help` lists them.
-let commands: [Command] = [migrateCommand, storeCommand, statsCommand, storesCommand]
+let commands: [Command] = [migrateCommand, storeCommand, statsCommand, storesCommand, nodeCommand, echoServerCommand]
 
 let overview = """
     depot — a PostgreSQL-backed store-and-forward message system.

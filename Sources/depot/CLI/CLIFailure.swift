@@ -12,6 +12,8 @@ enum CLIFailure: Error {
     case noInput(String)
     /// The input names something that is not there, or breaks a rule: exit 65 (EX_DATAERR).
     case data(String)
+    /// A service this verb needs cannot be had (a port is taken): exit 69 (EX_UNAVAILABLE).
+    case unavailable(String)
 }
 
 /// Exit statuses, documented in `depot --help` and the README.
@@ -46,6 +48,9 @@ func report(_ error: Error) -> Int32 {
     case CLIFailure.data(let message):
         say(message)
         return ExitStatus.dataError
+    case CLIFailure.unavailable(let message):
+        say(message)
+        return ExitStatus.unavailable
     case let error as StoreError:
         say(error.description)
         return ExitStatus.dataError

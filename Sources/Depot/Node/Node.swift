@@ -1,0 +1,213 @@
+import DepotHTTP
+import Foundation
+import Postgres
+
+/// A worker node: registers in `depot.nodes`, keeps a heartbeat, and runs every active processor
+/// it may (empty `pinned_servers` or its name listed) with `member_count` members. It follows
+/// changes to processor and endpoint rows through LISTEN/NOTIFY, with a periodic reconcile behind
+/// it, and on `stop()` stops claiming, finishes or releases what it holds, and deregisters.
+public actor Node {
+    /// How the node runs.
+    public struct Configuration: Sendable {
+        /// Unique in the cluster; `pinned_servers` refers to it.
+        public var name: String
+        /// How long a claim holds a message before another node may take it; renewed while a
+        /// delivery runs. A node killed with `kill -9` delays its messages by at most this. Default 30 s.
+        public var lease: Duration = .seconds(30)
+        /// How often the node marks itself alive. Default 5 s.
+        public var heartbeatInterval: Duration = .seconds(5)
+        /// How often the node re-reads its processors even without a notification. Default 10 s.
+        public var reconcileInterval: Duration = .seconds(10)
+        /// How long an idle member at interval 0 waits for a notification before looking anyway. Default 2 s.
+        public var idlePoll: Duration = .seconds(2)
+
+        public init(name: String) { self.name = name }
+
+        /// Nil when usable, else what is wrong.
+        public var problem: String? {
+            if name.isEmpty || name.count > 200 || name.contains("/") || name.unicodeScalars.contains(where: { $0.value < 32 }) {
+                return "node name \"\(name)\" must be 1 to 200 characters, without \"/\" or control characters"
+            }
+            if lease < .seconds(1) { return "lease \(lease) is shorter than 1 second" }
+            if heartbeatInterval <= .zero || reconcileInterval <= .zero || idlePoll <= .zero { return "intervals must be positive" }
+            return nil
+        }
+    }
+
+    public let configuration: Configuration
+    let pool: ConnectionPool
+    let handlers: HandlerRegistry
+    let client: HTTPClient
+    let stores: StoreDirectory
+    let catalog: ProcessorCatalog
+    let registry: NodeRegistry
+
+    private var running: [String: (runtime: ProcessorRuntime, task: Task<Void, Never>)] = [:]
+    private var endpoints: [String: EndpointDefinition] = [:]
+    /// Runtimes told to stop that may still be finishing a delivery, awaited at shutdown.
+    private var finishing: [UUID: Task<Void, Never>] = [:]
+    private let reconcileSignal = WakeSignal()
+    private let stopSignal = WakeSignal()
+    private var stopping = false
+
+    /// - Parameters:
+    ///   - handlers: the handlers processors may name. Default `HandlerRegistry.stock`.
+    ///   - stores: where store names lead; pass one to share memory stores with producers in this process.
+    public init(_ configuration: Configuration, pool: ConnectionPool, handlers: HandlerRegistry = .stock,
+                client: HTTPClient = HTTPClient(), stores: StoreDirectory? = nil) {
+        self.configuration = configuration
+        self.pool = pool
+        self.handlers = handlers
+        self.client = client
+        self.stores = stores ?? StoreDirectory(pool: pool)
+        catalog = ProcessorCatalog(pool: pool)
+        registry = NodeRegistry(pool: pool)
+    }
+
+    /// Runs until `stop()`. Throws only when the node cannot start (bad configuration, no database).
+    public func run() async throws {
+        if let problem = configuration.problem { throw StoreError(.invalidArgument, problem) }
+        let name = configuration.name
+        try await registry.register(name, host: ProcessInfo.processInfo.hostName,
+                                    pid: Int(ProcessInfo.processInfo.processIdentifier), version: depotVersion)
+        NodeLog.info(node: name, "node started (pid \(ProcessInfo.processInfo.processIdentifier))")
+        let listener = Task { await listen() }
+        let heartbeat = Task { await beat() }
+        while !stopping {
+            do {
+                try await reconcile()
+            } catch {
+                NodeLog.warning(node: name, "reconcile failed: \(error); retrying")
+            }
+            await reconcileSignal.wait(timeout: configuration.reconcileInterval)
+        }
+        // Shutdown, in reverse: stop claiming, let members finish or release, then deregister.
+        listener.cancel()
+        heartbeat.cancel()
+        for (_, entry) in running { entry.runtime.stop() }
+        for (_, entry) in running { await entry.task.value }
+        for task in finishing.values { await task.value }
+        running.removeAll()
+        do { try await registry.deregister(name) } catch { NodeLog.warning(node: name, "could not deregister: \(error)") }
+        NodeLog.info(node: name, "node stopped")
+    }
+
+    /// Asks the node to stop; `run()` returns once everything held is delivered or released.
+    public func stop() {
+        stopping = true
+        reconcileSignal.wake()
+        stopSignal.wake()
+    }
+
+    /// Processor names running here now, with their member counts.
+    public func runningProcessors() -> [String: Int] {
+        running.mapValues { $0.runtime.definition.memberCount }
+    }
+
+    /// Reads the rows and starts, restarts or stops processors to match them.
+    func reconcile() async throws {
+        let snapshot = try await catalog.snapshot()
+        endpoints = snapshot.endpoints
+        var plans: [String: ProcessorPlan] = [:]
+        for definition in snapshot.processors where definition.runs(on: configuration.name) {
+            do {
+                plans[definition.name] = try ProcessorPlan.make(definition, snapshot: snapshot, stores: stores, handlers: handlers,
+                                                                 client: client, context: contextMaker(definition.name))
+            } catch {
+                // A wrong row disables that processor only, and says why in the row.
+                if try await catalog.deactivate(definition.name, reason: "\(error)") {
+                    NodeLog.error(node: configuration.name, "processor \(definition.name) disabled: \(error)")
+                }
+            }
+        }
+        for (name, entry) in running where plans[name]?.fingerprint != entry.runtime.plan.fingerprint {
+            entry.runtime.stop()
+            let id = UUID()
+            finishing[id] = Task {
+                await entry.task.value
+                await self.forgetFinished(id)
+            }
+            running[name] = nil
+            NodeLog.info(node: configuration.name, "processor \(name) stopped")
+        }
+        for (name, plan) in plans.sorted(by: { $0.key < $1.key }) where running[name] == nil && !stopping {
+            let runtime = ProcessorRuntime(plan: plan, node: configuration.name, lease: configuration.lease,
+                                           idlePoll: configuration.idlePoll, catalog: catalog, context: contextMaker(name))
+            running[name] = (runtime, Task { await runtime.run() })
+            NodeLog.info(node: configuration.name, "processor \(name) started: \(plan.definition.kind.rawValue) from \(plan.definition.store), \(plan.definition.memberCount) member(s)")
+        }
+    }
+
+    private func forgetFinished(_ id: UUID) { finishing[id] = nil }
+
+    /// Wakes the idle members of every processor consuming `store`.
+    func wake(store: String) {
+        for (_, entry) in running where entry.runtime.definition.store == store { entry.runtime.work.wake() }
+    }
+
+    private func wakeAll() {
+        for (_, entry) in running { entry.runtime.work.wake() }
+    }
+
+    private func contextMaker(_ processor: String) -> @Sendable (Message) -> HandlerContext {
+        let (node, client) = (configuration.name, client)
+        let endpointsNow = endpoints
+        return { message in
+            HandlerContext(message: message, processor: processor, node: node, response: nil, failure: nil) { endpointName, message in
+                guard let endpoint = endpointsNow[endpointName] else {
+                    throw HandlerFailure("endpoint \"\(endpointName)\" is not in depot.endpoints")
+                }
+                return try await EndpointTarget.send(message, to: endpoint, client: client)
+            }
+        }
+    }
+
+    // MARK: - Background loops
+
+    /// LISTENs for row changes and new messages on a connection of its own; reconnects when it breaks
+    /// (and then reconciles and wakes everyone, since notifications may have been missed).
+    private func listen() async {
+        var attempt = 0
+        while !Task.isCancelled {
+            do {
+                let connection = try await Connection.connect(pool.configuration)
+                defer { connection.close() }
+                try await connection.listen("depot_config")
+                try await connection.listen("depot_messages")
+                if attempt > 0 {
+                    NodeLog.info(node: configuration.name, "listening again")
+                    reconcileSignal.wake()
+                    wakeAll()
+                }
+                attempt = 0
+                while !Task.isCancelled {
+                    for notification in try await connection.notifications(timeout: .milliseconds(500)) {
+                        if notification.channel == "depot_config" { reconcileSignal.wake() } else { wake(store: notification.payload) }
+                    }
+                }
+            } catch {
+                attempt += 1
+                if attempt == 1 { NodeLog.warning(node: configuration.name, "listener lost: \(error); reconnecting") }
+                await stopSignal.wait(timeout: .milliseconds(min(5000, 200 * attempt)))
+            }
+        }
+    }
+
+    private func beat() async {
+        while !Task.isCancelled {
+            await stopSignal.wait(timeout: configuration.heartbeatInterval)
+            if Task.isCancelled || stopping { return }
+            do {
+                if try await !registry.heartbeat(configuration.name) {
+                    try await registry.register(configuration.name, host: ProcessInfo.processInfo.hostName,
+                                                pid: Int(ProcessInfo.processInfo.processIdentifier), version: depotVersion)
+                }
+            } catch {
+                NodeLog.warning(node: configuration.name, "heartbeat failed: \(error)")
+            }
+        }
+    }
+}
+
+/// The version nodes report in `depot.nodes`.
+public let depotVersion = "0.1.0"

@@ -1,0 +1,78 @@
+import DepotHTTP
+import Foundation
+
+/// How one attempt to deliver a message ended.
+public enum DeliveryOutcome: Sendable {
+    /// The target took it; the message leaves the store.
+    case delivered(response: HTTPResponse?)
+    /// A failed attempt, to be retried under the processor's rules.
+    case failed(reason: String, response: HTTPResponse?)
+    /// The endpoint answered a status listed in `non_retry_status_codes`: dead-lettered at once.
+    case rejected(reason: String, response: HTTPResponse)
+}
+
+/// Where a processor delivers: an endpoint, a handler, or another store.
+protocol DeliveryTarget: Sendable {
+    func deliver(_ message: Message) async -> DeliveryOutcome
+}
+
+/// Sends the message to an HTTP endpoint: payload as body, its content type and headers,
+/// plus `Depot-Message-Id` and `Depot-Attempt`. 2xx = delivered.
+struct EndpointTarget: DeliveryTarget {
+    let endpoint: EndpointDefinition
+    let client: HTTPClient
+    let nonRetryStatusCodes: Set<Int>
+
+    func deliver(_ message: Message) async -> DeliveryOutcome {
+        do {
+            let response = try await Self.send(message, to: endpoint, client: client)
+            if response.isSuccess { return .delivered(response: response) }
+            let reason = "endpoint \(endpoint.name) answered \(response.status)"
+            if nonRetryStatusCodes.contains(response.status) { return .rejected(reason: reason, response: response) }
+            return .failed(reason: reason, response: response)
+        } catch {
+            return .failed(reason: "endpoint \(endpoint.name) (\(endpoint.url.absoluteString)): \(error)", response: nil)
+        }
+    }
+
+    static func send(_ message: Message, to endpoint: EndpointDefinition, client: HTTPClient) async throws -> HTTPResponse {
+        var headers = HTTPHeaders()
+        for (name, value) in endpoint.headers.sorted(by: { $0.key < $1.key }) { headers.set(name, value) }
+        for (name, value) in message.headers.sorted(by: { $0.key < $1.key }) { headers.set(name, value) }
+        headers.set("Content-Type", message.contentType ?? "application/octet-stream")
+        headers.set("Depot-Message-Id", message.id.uuidString.lowercased())
+        headers.set("Depot-Attempt", String(message.attempts))
+        let request = HTTPRequest(method: endpoint.method, target: "/", headers: headers, body: message.payload)
+        return try await client.send(request, to: endpoint.url, timeout: endpoint.timeout)
+    }
+}
+
+/// Runs a named handler; returning = delivered, throwing = a failed attempt.
+struct HandlerTarget: DeliveryTarget {
+    let name: String
+    let handler: MessageHandler
+    let context: @Sendable (Message) -> HandlerContext
+
+    func deliver(_ message: Message) async -> DeliveryOutcome {
+        do {
+            try await handler(context(message))
+            return .delivered(response: nil)
+        } catch {
+            return .failed(reason: "handler \(name): \(error)", response: nil)
+        }
+    }
+}
+
+/// Moves the message into another store under the same id (moving twice stores it once).
+struct StoreTarget: DeliveryTarget {
+    let store: any MessageStore
+
+    func deliver(_ message: Message) async -> DeliveryOutcome {
+        do {
+            _ = try await store.store(OutgoingMessage(moving: message))
+            return .delivered(response: nil)
+        } catch {
+            return .failed(reason: "store \(store.name): \(error)", response: nil)
+        }
+    }
+}

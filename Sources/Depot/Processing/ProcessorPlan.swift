@@ -1,0 +1,81 @@
+import DepotHTTP
+import Foundation
+
+/// A processor row checked against what this node has (endpoints, stores, handlers), with
+/// everything resolved that its members need. A row that cannot be planned disables only itself.
+struct ProcessorPlan: Sendable {
+    let definition: ProcessorDefinition
+    /// The endpoints the row depends on, so a change to one of them restarts the processor.
+    let endpoints: [EndpointDefinition]
+    let source: any MessageStore
+    let target: any DeliveryTarget
+    let failStore: (any MessageStore)?
+    let replyHandler: MessageHandler?
+    let faultHandler: MessageHandler?
+    let deactivateHandler: MessageHandler?
+    let cron: CronSchedule?
+
+    /// What decides whether a running processor must restart: its row and its endpoints.
+    var fingerprint: Fingerprint { Fingerprint(definition: definition, endpoints: endpoints) }
+
+    struct Fingerprint: Equatable, Sendable {
+        let definition: ProcessorDefinition
+        let endpoints: [EndpointDefinition]
+    }
+
+    /// Plans `definition`; throws a `PlanProblem` that says what is wrong with the row.
+    static func make(_ definition: ProcessorDefinition, snapshot: ProcessingSnapshot, stores: StoreDirectory,
+                     handlers: HandlerRegistry, client: HTTPClient, context: @escaping @Sendable (Message) -> HandlerContext) throws -> ProcessorPlan {
+        func endpoint(_ name: String, column: String) throws -> EndpointDefinition {
+            if let found = snapshot.endpoints[name] { return found }
+            throw PlanProblem("\(column) names endpoint \"\(name)\": " + (snapshot.unusableEndpoints[name] ?? "no such row in depot.endpoints"))
+        }
+        func store(_ name: String, column: String) throws -> any MessageStore {
+            guard let kind = snapshot.storeKinds[name] else { throw PlanProblem("\(column) names store \"\(name)\", which is not declared") }
+            do { return try stores.store(named: name, kind: kind) } catch { throw PlanProblem("\(column): \(error)") }
+        }
+        func handler(_ name: String?, column: String) throws -> MessageHandler? {
+            guard let name else { return nil }
+            guard let found = handlers.handler(named: name) else {
+                throw PlanProblem("\(column) \"\(name)\" is not a handler on this node; known: \(handlers.names.joined(separator: ", "))")
+            }
+            return found
+        }
+
+        var used: [EndpointDefinition] = []
+        for (column, name) in definition.handlerReferences where name.hasPrefix("call:") {
+            used.append(try endpoint(String(name.dropFirst(5)), column: column))
+        }
+        let cron: CronSchedule?
+        do { cron = try definition.cron.map(CronSchedule.init) } catch { throw PlanProblem("cron: \(error)") }
+        let target: any DeliveryTarget
+        switch definition.kind {
+        case .forwarding:
+            guard let name = definition.targetEndpoint else { throw PlanProblem("target_endpoint is required for a forwarding processor") }
+            let found = try endpoint(name, column: "target_endpoint")
+            used.append(found)
+            target = EndpointTarget(endpoint: found, client: client, nonRetryStatusCodes: Set(definition.nonRetryStatusCodes))
+        case .sampling:
+            guard let name = definition.handler, let found = try handler(name, column: "handler") else {
+                throw PlanProblem("handler is required for a sampling processor")
+            }
+            target = HandlerTarget(name: name, handler: found, context: context)
+        case .failoverForwarding:
+            guard let name = definition.targetStore else { throw PlanProblem("target_store is required for a failover-forwarding processor") }
+            target = StoreTarget(store: try store(name, column: "target_store"))
+        }
+        return ProcessorPlan(
+            definition: definition, endpoints: used, source: try store(definition.store, column: "store"), target: target,
+            failStore: try definition.failStore.map { try store($0, column: "fail_store") },
+            replyHandler: try handler(definition.replyHandler, column: "reply_handler"),
+            faultHandler: try handler(definition.faultHandler, column: "fault_handler"),
+            deactivateHandler: try handler(definition.deactivateHandler, column: "deactivate_handler"),
+            cron: cron)
+    }
+}
+
+/// Why a processor row cannot run on this node.
+struct PlanProblem: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,191 @@
+import DepotHTTP
+import Foundation
+
+/// One processor running on this node: `member_count` members, each a loop of
+/// pace → claim (up to the batch) → deliver → settle (ack, retry, drop or deactivate).
+final class ProcessorRuntime: @unchecked Sendable {
+    let plan: ProcessorPlan
+    let node: String
+    /// How long a claim holds a message; renewed while its delivery runs.
+    let lease: Duration
+    /// How long an idle member at interval 0 waits for a notification before looking anyway.
+    let idlePoll: Duration
+    let catalog: ProcessorCatalog
+    let context: @Sendable (Message) -> HandlerContext
+
+    /// Woken by a notification that the store got messages, and by `stop()`.
+    let work = WakeSignal()
+    /// Woken by `stop()` only: pacing sleeps are not cut short by new messages.
+    private let stopSignal = WakeSignal()
+    private let lock = NSLock()
+    private var stopping = false
+
+    var definition: ProcessorDefinition { plan.definition }
+    var isStopping: Bool { lock.withLock { stopping } }
+
+    init(plan: ProcessorPlan, node: String, lease: Duration, idlePoll: Duration, catalog: ProcessorCatalog,
+         context: @escaping @Sendable (Message) -> HandlerContext) {
+        self.plan = plan
+        self.node = node
+        self.lease = lease
+        self.idlePoll = idlePoll
+        self.catalog = catalog
+        self.context = context
+    }
+
+    /// Runs every member until `stop()`; each member finishes or releases what it holds first.
+    func run() async {
+        await withTaskGroup(of: Void.self) { group in
+            for member in 0..<definition.memberCount {
+                group.addTask { await self.runMember(consumer: "\(self.node)/\(self.definition.name)/\(member)") }
+            }
+        }
+    }
+
+    /// Stops claiming; members deliver what they are delivering and release the rest.
+    func stop() {
+        lock.withLock { stopping = true }
+        work.wake()
+        stopSignal.wake()
+    }
+
+    // MARK: - The member loop
+
+    private func runMember(consumer: String) async {
+        var failures = 0
+        while !isStopping {
+            do {
+                if let cron = plan.cron {
+                    guard let fire = cron.nextFire(after: Date()) else {
+                        try await catalog.deactivate(definition.name, reason: "cron \"\(definition.cron ?? "")\" never fires")
+                        return
+                    }
+                    await stopSignal.wait(timeout: .milliseconds(max(0, Int(fire.timeIntervalSinceNow * 1000))))
+                    // Each fire drains the store.
+                    while !isStopping, try await runOnce(consumer: consumer) > 0 {}
+                } else if definition.intervalMilliseconds > 0 {
+                    let started = ContinuousClock.now
+                    _ = try await runOnce(consumer: consumer)
+                    await stopSignal.wait(timeout: started + .milliseconds(definition.intervalMilliseconds) - .now)
+                } else if try await runOnce(consumer: consumer) == 0 {
+                    await work.wait(timeout: idlePoll)
+                }
+                failures = 0
+            } catch {
+                // The database is unreachable or refused: say so once per streak and back off.
+                failures += 1
+                if failures == 1 { NodeLog.warning(node: node, "processor \(definition.name): \(error); retrying") }
+                await stopSignal.wait(timeout: .milliseconds(min(5000, 250 * failures)))
+            }
+        }
+    }
+
+    /// Claims one batch and settles every message in it; returns how many were claimed.
+    func runOnce(consumer: String) async throws -> Int {
+        let limit = definition.kind == .sampling ? definition.concurrency : definition.batchSize
+        let batch = try await plan.source.claim(limit: limit, consumer: consumer, lease: lease)
+        guard !batch.isEmpty else { return 0 }
+        let keeper = keepLeases(batch.map(\.id), consumer: consumer)
+        defer { keeper.cancel() }
+        var delivered: [UUID] = []
+        if definition.kind == .sampling {
+            // A sampling batch runs its handlers at once, then settles in order.
+            let outcomes = await withTaskGroup(of: (Int, DeliveryOutcome).self) { group in
+                for (index, message) in batch.enumerated() {
+                    group.addTask { (index, await self.plan.target.deliver(message)) }
+                }
+                var results = [DeliveryOutcome?](repeating: nil, count: batch.count)
+                for await (index, outcome) in group { results[index] = outcome }
+                return results
+            }
+            for (message, outcome) in zip(batch, outcomes) {
+                if try await settle(message, outcome!, consumer: consumer) { delivered.append(message.id) }
+            }
+        } else {
+            for message in batch {
+                if isStopping {
+                    try await plan.source.release(message.id, consumer: consumer, retryAt: Date(), error: nil)
+                    continue
+                }
+                if try await settle(message, await plan.target.deliver(message), consumer: consumer) { delivered.append(message.id) }
+            }
+        }
+        try await plan.source.ack(delivered, consumer: consumer)
+        return batch.count
+    }
+
+    /// Applies the outcome; returns true when the message was delivered and awaits its ack.
+    private func settle(_ message: Message, _ outcome: DeliveryOutcome, consumer: String) async throws -> Bool {
+        if case .delivered(let response) = outcome {
+            if let replyHandler = plan.replyHandler {
+                await runQuietly(replyHandler, "reply_handler", message, response: response, failure: nil)
+            }
+            return true
+        }
+        let (failure, response): (String, HTTPResponse?) = switch outcome {
+        case .failed(let reason, let response): (reason, response)
+        case .rejected(let reason, let response): (reason, response)
+        case .delivered: ("", nil)
+        }
+        if let faultHandler = plan.faultHandler {
+            await runQuietly(faultHandler, "fault_handler", message, response: response, failure: failure)
+        }
+        let source = plan.source
+        switch FailurePolicy(definition: definition).action(after: outcome, attempts: message.attempts) {
+        case .retry(let delay)?:
+            try await source.release(message.id, consumer: consumer, retryAt: Date().addingTimeInterval(delay.seconds), error: failure)
+        case .deadLetter(let reason)?:
+            try await source.deadLetter(message.id, consumer: consumer, reason: DeadLetterReason(
+                reason, lastError: failure, statusCode: response?.status, processor: definition.name, node: node))
+            NodeLog.warning(node: node, "processor \(definition.name): message \(message.id) dead-lettered: \(reason)")
+        case .moveToFailStore(let name)?:
+            if case .delivered = await StoreTarget(store: plan.failStore!).deliver(message) {
+                try await source.ack([message.id], consumer: consumer)
+                NodeLog.warning(node: node, "processor \(definition.name): message \(message.id) moved to fail store \(name) after \(message.attempts) attempts")
+            } else {
+                try await source.release(message.id, consumer: consumer, retryAt: Date().addingTimeInterval(definition.retryIntervalMilliseconds.seconds), error: failure)
+            }
+        case .deactivate(let reason)?:
+            // The message goes back first in line, attempts kept; the processor stops everywhere.
+            try await source.release(message.id, consumer: consumer, retryAt: Date(), error: failure)
+            stop()
+            if try await catalog.deactivate(definition.name, reason: reason) {
+                NodeLog.error(node: node, "processor \(definition.name) deactivated: \(reason)")
+                if let deactivateHandler = plan.deactivateHandler {
+                    await runQuietly(deactivateHandler, "deactivate_handler", message, response: response, failure: reason)
+                }
+            }
+        case nil:
+            break
+        }
+        return false
+    }
+
+    /// Renews the batch's leases every third of the lease while it is being delivered.
+    private func keepLeases(_ ids: [UUID], consumer: String) -> Task<Void, Never> {
+        let (source, lease) = (plan.source, lease)
+        return Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: lease / 3)
+                if Task.isCancelled { return }
+                _ = try? await source.extendLeases(ids, consumer: consumer, lease: lease)
+            }
+        }
+    }
+
+    private func runQuietly(_ handler: MessageHandler, _ column: String, _ message: Message, response: HTTPResponse?, failure: String?) async {
+        var handlerContext = context(message)
+        handlerContext.response = response
+        handlerContext.failure = failure
+        do {
+            try await handler(handlerContext)
+        } catch {
+            NodeLog.warning(node: node, "processor \(definition.name): \(column) failed for message \(message.id): \(error)")
+        }
+    }
+}
+
+private extension Int {
+    /// Milliseconds as seconds.
+    var seconds: TimeInterval { TimeInterval(self) / 1000 }
+}

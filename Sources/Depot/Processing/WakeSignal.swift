@@ -1,0 +1,37 @@
+import Foundation
+
+/// Wakes tasks that wait for something to happen (new messages, a stop request) or for a timeout,
+/// whichever comes first. `wake()` releases every current waiter; a later waiter waits anew.
+final class WakeSignal: @unchecked Sendable {
+    private let lock = NSLock()
+    private var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
+
+    /// Releases everyone waiting now.
+    func wake() {
+        let released = lock.withLock { () -> [CheckedContinuation<Void, Never>] in
+            let all = Array(waiters.values)
+            waiters.removeAll()
+            return all
+        }
+        for continuation in released { continuation.resume() }
+    }
+
+    /// Returns after `wake()` or `timeout`, whichever is first.
+    func wait(timeout: Duration) async {
+        guard timeout > .zero else { return }
+        let id = UUID()
+        var timer: Task<Void, Never>?
+        await withCheckedContinuation { continuation in
+            lock.withLock { waiters[id] = continuation }
+            timer = Task { [self] in
+                try? await Task.sleep(for: timeout)
+                release(id)
+            }
+        }
+        timer?.cancel()
+    }
+
+    private func release(_ id: UUID) {
+        lock.withLock { waiters.removeValue(forKey: id) }?.resume()
+    }
+}
