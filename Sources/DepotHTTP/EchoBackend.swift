@@ -75,6 +75,7 @@ public final class EchoBackend: @unchecked Sendable {
     private var behaviour: Behaviour
     private var counts = Counts()
     private var concurrent = 0
+    private var arrivals: [ContinuousClock.Instant] = []
     private var server: HTTPServer?
 
     public init(behaviour: Behaviour = Behaviour()) {
@@ -102,7 +103,15 @@ public final class EchoBackend: @unchecked Sendable {
     /// Changes how it answers from now on.
     public func update(_ newBehaviour: Behaviour) { lock.withLock { behaviour = newBehaviour } }
 
-    public func reset() { lock.withLock { counts = Counts() } }
+    /// When each request (other than /_echo/…) arrived, in order.
+    public func arrivalTimes() -> [ContinuousClock.Instant] { lock.withLock { arrivals } }
+
+    public func reset() {
+        lock.withLock {
+            counts = Counts()
+            arrivals = []
+        }
+    }
 
     func handle(_ request: HTTPRequest) async throws -> HTTPResponse {
         switch (request.method, request.path) {
@@ -127,6 +136,7 @@ public final class EchoBackend: @unchecked Sendable {
         let messageID = request.headers["Depot-Message-Id"]
         let (current, attempt): (Behaviour, Int) = lock.withLock {
             counts.requests += 1
+            arrivals.append(.now)
             concurrent += 1
             counts.maximumConcurrent = max(counts.maximumConcurrent, concurrent)
             guard let messageID else { return (behaviour, 1) }

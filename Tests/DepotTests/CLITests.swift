@@ -8,11 +8,7 @@ import TestSupport
 struct DepotCLI {
     let databaseURL: String
 
-    static var binary: URL {
-        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("depot")
-        if FileManager.default.isExecutableFile(atPath: beside.path) { return beside }
-        return packageRoot.appendingPathComponent(".build/debug/depot")
-    }
+    static var binary: URL { depotExecutable }
 
     static func fresh() async throws -> DepotCLI {
         let configuration = try await TestDatabase.createEmpty()

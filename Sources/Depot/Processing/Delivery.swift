@@ -13,7 +13,8 @@ public enum DeliveryOutcome: Sendable {
 
 /// Where a processor delivers: an endpoint, a handler, or another store.
 protocol DeliveryTarget: Sendable {
-    func deliver(_ message: Message) async -> DeliveryOutcome
+    /// Delivers `message`, which `consumer` holds a lease on in `source`.
+    func deliver(_ message: Message, from source: any MessageStore, consumer: String) async -> DeliveryOutcome
 }
 
 /// Sends the message to an HTTP endpoint: payload as body, its content type and headers,
@@ -23,7 +24,7 @@ struct EndpointTarget: DeliveryTarget {
     let client: HTTPClient
     let nonRetryStatusCodes: Set<Int>
 
-    func deliver(_ message: Message) async -> DeliveryOutcome {
+    func deliver(_ message: Message, from source: any MessageStore, consumer: String) async -> DeliveryOutcome {
         do {
             let response = try await Self.send(message, to: endpoint, client: client)
             if response.isSuccess { return .delivered(response: response) }
@@ -53,7 +54,7 @@ struct HandlerTarget: DeliveryTarget {
     let handler: MessageHandler
     let context: @Sendable (Message) -> HandlerContext
 
-    func deliver(_ message: Message) async -> DeliveryOutcome {
+    func deliver(_ message: Message, from source: any MessageStore, consumer: String) async -> DeliveryOutcome {
         do {
             try await handler(context(message))
             return .delivered(response: nil)
@@ -64,12 +65,13 @@ struct HandlerTarget: DeliveryTarget {
 }
 
 /// Moves the message into another store under the same id (moving twice stores it once).
+/// Once moved it has left the source, so the ack that follows finds nothing to remove.
 struct StoreTarget: DeliveryTarget {
     let store: any MessageStore
 
-    func deliver(_ message: Message) async -> DeliveryOutcome {
+    func deliver(_ message: Message, from source: any MessageStore, consumer: String) async -> DeliveryOutcome {
         do {
-            _ = try await store.store(OutgoingMessage(moving: message))
+            try await source.move(message, consumer: consumer, to: store)
             return .delivered(response: nil)
         } catch {
             return .failed(reason: "store \(store.name): \(error)", response: nil)

@@ -92,7 +92,7 @@ final class ProcessorRuntime: @unchecked Sendable {
             // A sampling batch runs its handlers at once, then settles in order.
             let outcomes = await withTaskGroup(of: (Int, DeliveryOutcome).self) { group in
                 for (index, message) in batch.enumerated() {
-                    group.addTask { (index, await self.plan.target.deliver(message)) }
+                    group.addTask { (index, await self.plan.target.deliver(message, from: self.plan.source, consumer: consumer)) }
                 }
                 var results = [DeliveryOutcome?](repeating: nil, count: batch.count)
                 for await (index, outcome) in group { results[index] = outcome }
@@ -107,7 +107,7 @@ final class ProcessorRuntime: @unchecked Sendable {
                     try await plan.source.release(message.id, consumer: consumer, retryAt: Date(), error: nil)
                     continue
                 }
-                if try await settle(message, await plan.target.deliver(message), consumer: consumer) { delivered.append(message.id) }
+                if try await settle(message, await plan.target.deliver(message, from: plan.source, consumer: consumer), consumer: consumer) { delivered.append(message.id) }
             }
         }
         try await plan.source.ack(delivered, consumer: consumer)
@@ -139,8 +139,7 @@ final class ProcessorRuntime: @unchecked Sendable {
                 reason, lastError: failure, statusCode: response?.status, processor: definition.name, node: node))
             NodeLog.warning(node: node, "processor \(definition.name): message \(message.id) dead-lettered: \(reason)")
         case .moveToFailStore(let name)?:
-            if case .delivered = await StoreTarget(store: plan.failStore!).deliver(message) {
-                try await source.ack([message.id], consumer: consumer)
+            if case .delivered = await StoreTarget(store: plan.failStore!).deliver(message, from: source, consumer: consumer) {
                 NodeLog.warning(node: node, "processor \(definition.name): message \(message.id) moved to fail store \(name) after \(message.attempts) attempts")
             } else {
                 try await source.release(message.id, consumer: consumer, retryAt: Date().addingTimeInterval(definition.retryIntervalMilliseconds.seconds), error: failure)

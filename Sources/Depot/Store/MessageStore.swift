@@ -41,6 +41,12 @@ public protocol MessageStore: Sendable {
     @discardableResult
     func deadLetter(_ id: UUID, consumer: String, reason: DeadLetterReason) async throws -> Bool
 
+    /// Moves a leased message into `target` under the same id, attempts starting afresh there.
+    /// False when `consumer` no longer holds the lease. The default stores a copy in `target`
+    /// and then acks it here; a store that can do both in one step overrides it.
+    @discardableResult
+    func move(_ message: Message, consumer: String, to target: any MessageStore) async throws -> Bool
+
     /// How many messages wait, by state.
     func counts() async throws -> StoreCounts
 
@@ -50,6 +56,20 @@ public protocol MessageStore: Sendable {
     /// Removes every message (not the dead letters); returns how many.
     @discardableResult
     func purge() async throws -> Int
+}
+
+extension MessageStore {
+    @discardableResult
+    public func move(_ message: Message, consumer: String, to target: any MessageStore) async throws -> Bool {
+        try await moveByCopying(message, consumer: consumer, to: target)
+    }
+
+    /// Stores a copy in `target` (under the same id, so a repeat stores nothing), then acks here.
+    /// At least once: a crash between the two leaves the message in both, never in neither.
+    public func moveByCopying(_ message: Message, consumer: String, to target: any MessageStore) async throws -> Bool {
+        _ = try await target.store(OutgoingMessage(moving: message))
+        return try await ack([message.id], consumer: consumer) == 1
+    }
 }
 
 /// Why and where a message was dead-lettered.

@@ -90,6 +90,23 @@ public struct PostgresStore: MessageStore {
             """).affectedRows == 1
     }
 
+    /// Within one database the row changes store in place, in one statement; elsewhere it is copied.
+    @discardableResult
+    public func move(_ message: Message, consumer: String, to target: any MessageStore) async throws -> Bool {
+        guard let target = target as? PostgresStore, target.pool === pool else {
+            return try await moveByCopying(message, consumer: consumer, to: target)
+        }
+        do {
+            return try await pool.query("""
+                UPDATE depot.messages
+                SET store = \(target.name), locked_by = NULL, locked_until = NULL, available_at = now(), attempts = 0
+                WHERE id = \(message.id) AND locked_by = \(consumer)
+                """).affectedRows == 1
+        } catch let error as PostgresError where error.sqlState == .foreignKeyViolation {
+            throw StoreError.undeclared(target.name)
+        }
+    }
+
     public func counts() async throws -> StoreCounts {
         let rows = try await pool.query("""
             SELECT ready, delayed, in_flight, dead_letters FROM depot.store_stats WHERE store = \(name)
