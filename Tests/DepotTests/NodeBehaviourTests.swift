@@ -1,0 +1,262 @@
+import Depot
+import DepotHTTP
+import Foundation
+import Postgres
+import Testing
+import TestSupport
+
+/// What a node runs and how: pinning, members, pacing, hot reload, bad rows, sampling,
+/// failover-forwarding and cron. Nodes run in this process; back ends are real HTTP servers.
+@Suite("Worker nodes")
+struct NodeBehaviourTests {
+    /// A store `orders`, an endpoint `backend` at `url`, and one forwarding processor with `columns`.
+    static func forwarding(_ cluster: Cluster, url: String, columns: String = "", values: String = "") async throws {
+        try await cluster.sql("""
+            INSERT INTO depot.stores (name) VALUES ('orders');
+            INSERT INTO depot.endpoints (name, url) VALUES ('backend', '\(url)');
+            INSERT INTO depot.processors (name, kind, store, target_endpoint\(columns))
+            VALUES ('forwarder', 'forwarding', 'orders', 'backend'\(values));
+            """)
+    }
+
+    @Test("pinned_servers = '{node-b}': node-a never delivers for it; node-b does")
+    func pinnedServers() async throws {
+        let cluster = try await Cluster.fresh()
+        let (echo, url) = try Cluster.echo()
+        defer { echo.stop() }
+        try await Self.forwarding(cluster, url: url, columns: ", interval_ms, pinned_servers", values: ", 0, '{node-b}'")
+        let nodeA = cluster.startNode("node-a")
+        _ = try await cluster.storeTexts("orders", count: 20)
+        let registered = try await eventually { try await cluster.integer("SELECT count(*) FROM depot.nodes WHERE name = 'node-a'") == 1 }
+        #expect(registered)
+        try await Task.sleep(for: .seconds(1))  // give node-a every chance to (wrongly) deliver
+        #expect(await nodeA.node.runningProcessors().isEmpty)
+        #expect(echo.snapshot().requests == 0)
+        let nodeB = cluster.startNode("node-b")
+        let delivered = try await eventually { echo.snapshot().succeeded == 20 }
+        #expect(delivered)
+        #expect(await nodeB.node.runningProcessors() == ["forwarder": 1])
+        try await nodeA.stop()
+        try await nodeB.stop()
+    }
+
+    @Test("member_count 4 against a slow back end: 4 deliveries in flight at once")
+    func membersRunConcurrently() async throws {
+        let cluster = try await Cluster.fresh()
+        let (echo, url) = try Cluster.echo(.init(delayMilliseconds: 300))
+        defer { echo.stop() }
+        try await Self.forwarding(cluster, url: url, columns: ", interval_ms, member_count", values: ", 0, 4")
+        let node = cluster.startNode("node-a")
+        _ = try await cluster.storeTexts("orders", count: 12)
+        let delivered = try await eventually(timeout: .seconds(20)) { echo.snapshot().succeeded == 12 }
+        try await node.stop()
+        #expect(delivered)
+        #expect(echo.snapshot().maximumConcurrent == 4)
+    }
+
+    @Test("interval_ms 200, batch_size 1, one member: deliveries are paced, not a burst")
+    func intervalPacing() async throws {
+        let cluster = try await Cluster.fresh()
+        let (echo, url) = try Cluster.echo()
+        defer { echo.stop() }
+        try await Self.forwarding(cluster, url: url, columns: ", interval_ms, batch_size", values: ", 200, 1")
+        _ = try await cluster.storeTexts("orders", count: 6)
+        let node = cluster.startNode("node-a")
+        let delivered = try await eventually(timeout: .seconds(10)) { echo.snapshot().succeeded == 6 }
+        try await node.stop()
+        #expect(delivered)
+        let times = echo.arrivalTimes()
+        let gaps = zip(times.dropFirst(), times).map { $0 - $1 }
+        // Never faster than one per 200 ms (a little slack for timer rounding); slower is allowed.
+        #expect(gaps.allSatisfy { $0 >= .milliseconds(180) }, "gaps between deliveries: \(gaps)")
+        #expect(times.last! - times.first! >= .milliseconds(900))
+    }
+
+    @Test("hot reload: deactivated by SQL, deliveries stop within 2 s; reactivated, they resume")
+    func hotReload() async throws {
+        let cluster = try await Cluster.fresh()
+        let (echo, url) = try Cluster.echo()
+        defer { echo.stop() }
+        try await Self.forwarding(cluster, url: url, columns: ", interval_ms", values: ", 0")
+        let node = cluster.startNode("node-a")
+        _ = try await cluster.storeTexts("orders", count: 5)
+        #expect(try await eventually { echo.snapshot().succeeded == 5 })
+
+        try await cluster.sql("UPDATE depot.processors SET is_active = false WHERE name = 'forwarder'")
+        let stopped = try await eventually(timeout: .seconds(2)) { await node.node.runningProcessors().isEmpty }
+        #expect(stopped)
+        _ = try await cluster.storeTexts("orders", count: 5, prefix: "later")
+        try await Task.sleep(for: .milliseconds(700))  // nothing may arrive while it is off
+        #expect(echo.snapshot().requests == 5)
+
+        try await cluster.sql("UPDATE depot.processors SET is_active = true WHERE name = 'forwarder'")
+        let resumed = try await eventually(timeout: .seconds(4)) { echo.snapshot().succeeded == 10 }
+        #expect(resumed)
+
+        // An endpoint change restarts the processor against the new URL.
+        let (second, secondURL) = try Cluster.echo()
+        defer { second.stop() }
+        try await cluster.sql("UPDATE depot.endpoints SET url = '\(secondURL)' WHERE name = 'backend'")
+        try await Task.sleep(for: .milliseconds(300))
+        var moved = false
+        for round in 0..<20 where !moved {
+            _ = try await cluster.storeTexts("orders", count: 1, prefix: "round\(round)-")
+            moved = try await eventually(timeout: .milliseconds(500)) { second.snapshot().succeeded >= 1 }
+        }
+        #expect(moved, "the endpoint's new URL was never used")
+        // A deleted processor stops too.
+        try await cluster.sql("DELETE FROM depot.processors WHERE name = 'forwarder'")
+        #expect(try await eventually(timeout: .seconds(2)) { await node.node.runningProcessors().isEmpty })
+        try await node.stop()
+    }
+
+    @Test("the database refuses nonsense rows with a message naming the column")
+    func refusedRows() async throws {
+        let cluster = try await Cluster.fresh()
+        try await cluster.sql("""
+            INSERT INTO depot.stores (name) VALUES ('orders');
+            INSERT INTO depot.endpoints (name, url) VALUES ('backend', 'http://127.0.0.1:9/in');
+            """)
+        let cases: [(String, String)] = [
+            ("INSERT INTO depot.processors (name, kind, store) VALUES ('p', 'forwarder', 'orders')", "processors.kind"),
+            ("INSERT INTO depot.processors (name, kind, store, target_endpoint, member_count) VALUES ('p', 'forwarding', 'orders', 'backend', 0)", "processors.member_count"),
+            ("INSERT INTO depot.processors (name, kind, store) VALUES ('p', 'forwarding', 'orders')", "processors.target_endpoint"),
+            ("INSERT INTO depot.processors (name, kind, store) VALUES ('p', 'failover-forwarding', 'orders')", "processors.target_store"),
+            ("INSERT INTO depot.processors (name, kind, store, target_endpoint) VALUES ('p', 'forwarding', 'nope', 'backend')", "processors.store"),
+            ("INSERT INTO depot.processors (name, kind, store, target_endpoint, cron) VALUES ('p', 'forwarding', 'orders', 'backend', '61 * * * *')", "processors.cron"),
+            ("INSERT INTO depot.processors (name, kind, store, target_endpoint, cron) VALUES ('p', 'forwarding', 'orders', 'backend', 'every minute')", "processors.cron"),
+            ("INSERT INTO depot.endpoints (name, url) VALUES ('bad', 'not a url')", "endpoints.url"),
+            ("INSERT INTO depot.endpoints (name, url, timeout_ms) VALUES ('bad', 'http://x/', 0)", "endpoints.timeout_ms"),
+        ]
+        for (statement, column) in cases {
+            do {
+                try await cluster.sql(statement)
+                Issue.record("accepted: \(statement)")
+            } catch let error as PostgresError {
+                #expect(error.message.hasPrefix(column), "\(statement) → \(error.message)")
+                #expect(error.hint != nil)
+            }
+        }
+        #expect(try await cluster.integer("SELECT count(*) FROM depot.processors") == 0)
+    }
+
+    @Test("a row the node cannot run (an unknown handler) disables only that processor; the rest run")
+    func badRowDisablesOnlyItself() async throws {
+        let cluster = try await Cluster.fresh()
+        let (echo, url) = try Cluster.echo()
+        defer { echo.stop() }
+        try await Self.forwarding(cluster, url: url, columns: ", interval_ms", values: ", 0")
+        try await cluster.sql("""
+            INSERT INTO depot.processors (name, kind, store, handler) VALUES ('sampler', 'sampling', 'orders', 'no-such-handler');
+            INSERT INTO depot.processors (name, kind, store, target_endpoint, reply_handler) VALUES ('replier', 'forwarding', 'orders', 'backend', 'call:missing');
+            """)
+        let node = cluster.startNode("node-a")
+        let disabled = try await eventually {
+            try await cluster.integer("SELECT count(*) FROM depot.processors WHERE NOT is_active") == 2
+        }
+        #expect(disabled)
+        let reasons = try await cluster.rows("SELECT name, deactivated_reason FROM depot.processors WHERE NOT is_active ORDER BY name")
+            .map { try $0.decode((String, String).self) }
+        #expect(reasons.first { $0.0 == "replier" }?.1.contains("reply_handler names endpoint \"missing\"") == true, "\(reasons)")
+        #expect(reasons.first { $0.0 == "sampler" }?.1.contains("handler \"no-such-handler\" is not a handler") == true, "\(reasons)")
+        _ = try await cluster.storeTexts("orders", count: 3)
+        #expect(try await eventually { echo.snapshot().succeeded == 3 })
+        #expect(await node.node.runningProcessors() == ["forwarder": 1])
+        try await node.stop()
+    }
+
+    @Test("sampling: each interval takes up to `concurrency` messages and runs the handler on each; a throw is retried")
+    func sampling() async throws {
+        let cluster = try await Cluster.fresh()
+        let seen = Tally()
+        var handlers = HandlerRegistry.stock
+        handlers.register("collect") { context in
+            let body = String(decoding: context.message.payload, as: UTF8.self)
+            let attempt = seen.add(body)
+            if body == "m3" && attempt == 1 { throw HandlerFailure("first try of m3 fails") }
+        }
+        try await cluster.sql("""
+            INSERT INTO depot.stores (name) VALUES ('orders');
+            INSERT INTO depot.processors (name, kind, store, handler, interval_ms, concurrency, retry_interval_ms)
+            VALUES ('sampler', 'sampling', 'orders', 'collect', 0, 3, 20);
+            """)
+        let node = cluster.startNode("node-a", handlers: handlers)
+        _ = try await cluster.storeTexts("orders", count: 10)
+        let drained = try await eventually { try await cluster.integer("SELECT count(*) FROM depot.messages") == 0 }
+        try await node.stop()
+        #expect(drained)
+        #expect(Set(seen.counts.keys) == Set((0..<10).map { "m\($0)" }))
+        #expect(seen.counts["m3"] == 2)
+        #expect(seen.counts.filter { $0.key != "m3" }.values.allSatisfy { $0 == 1 })
+    }
+
+    @Test("sampling with call:ENDPOINT sends each message to that endpoint")
+    func samplingCallsAnEndpoint() async throws {
+        let cluster = try await Cluster.fresh()
+        let (echo, url) = try Cluster.echo()
+        defer { echo.stop() }
+        try await cluster.sql("""
+            INSERT INTO depot.stores (name) VALUES ('orders');
+            INSERT INTO depot.endpoints (name, url) VALUES ('backend', '\(url)');
+            INSERT INTO depot.processors (name, kind, store, handler, interval_ms, concurrency)
+            VALUES ('sampler', 'sampling', 'orders', 'call:backend', 0, 4);
+            """)
+        let node = cluster.startNode("node-a")
+        _ = try await cluster.storeTexts("orders", count: 8)
+        let delivered = try await eventually { echo.snapshot().succeeded == 8 }
+        try await node.stop()
+        #expect(delivered)
+        #expect(echo.snapshot().distinct == 8)
+    }
+
+    @Test("failover-forwarding drains a memory failover store into the primary store, keeping ids")
+    func failoverForwarding() async throws {
+        let cluster = try await Cluster.fresh()
+        try await cluster.sql("""
+            INSERT INTO depot.stores (name, kind) VALUES ('failover', 'memory');
+            INSERT INTO depot.stores (name, failover_store, guaranteed_delivery) VALUES ('Orginal', 'failover', true);
+            INSERT INTO depot.processors (name, kind, store, target_store, interval_ms, batch_size)
+            VALUES ('FailoverMessageProcessor', 'failover-forwarding', 'failover', 'Orginal', 0, 10);
+            """)
+        let stores = StoreDirectory(pool: cluster.pool)
+        let failover = try stores.store(named: "failover", kind: "memory")
+        let ids = try await failover.store((0..<25).map { OutgoingMessage(text: "held \($0)") }).map(\.id)
+        let node = cluster.startNode("node-a", stores: stores)
+        let moved = try await eventually { try await cluster.integer("SELECT count(*) FROM depot.messages WHERE store = 'Orginal'") == 25 }
+        try await node.stop()
+        #expect(moved)
+        let primaryIDs = try await cluster.rows("SELECT id FROM depot.messages WHERE store = 'Orginal'").map { try $0.decode(at: 0, as: UUID.self) }
+        #expect(Set(primaryIDs) == Set(ids))
+        #expect(try await failover.counts().total == 0)
+    }
+
+    @Test("a cron expression (six fields, every second) drains the store at each fire")
+    func cron() async throws {
+        let cluster = try await Cluster.fresh()
+        let (echo, url) = try Cluster.echo()
+        defer { echo.stop() }
+        try await Self.forwarding(cluster, url: url, columns: ", cron, batch_size", values: ", '* * * * * *', 2")
+        let node = cluster.startNode("node-a")
+        _ = try await cluster.storeTexts("orders", count: 7)
+        let drained = try await eventually(timeout: .seconds(5)) { echo.snapshot().succeeded == 7 }
+        try await node.stop()
+        #expect(drained)
+        let times = echo.arrivalTimes()
+        // One fire drains all 7 (in batches of 2), so they arrive together.
+        #expect(times.last! - times.first! < .milliseconds(900), "arrivals spread over \(times.last! - times.first!)")
+    }
+}
+
+/// Counts by key, safe from many tasks.
+final class Tally: @unchecked Sendable {
+    private let lock = NSLock()
+    private var values: [String: Int] = [:]
+    /// Adds one to `key`; returns its new count.
+    func add(_ key: String) -> Int {
+        lock.withLock {
+            values[key, default: 0] += 1
+            return values[key]!
+        }
+    }
+    var counts: [String: Int] { lock.withLock { values } }
+}
