@@ -60,16 +60,17 @@ struct NodeBehaviourTests {
         let (echo, url) = try Cluster.echo()
         defer { echo.stop() }
         try await Self.forwarding(cluster, url: url, columns: ", interval_ms, batch_size", values: ", 200, 1")
-        _ = try await cluster.storeTexts("orders", count: 6)
+        _ = try await cluster.storeTexts("orders", count: 11)
         let node = cluster.startNode("node-a")
-        let delivered = try await eventually(timeout: .seconds(10)) { echo.snapshot().succeeded == 6 }
+        let delivered = try await eventually(timeout: .seconds(15)) { echo.snapshot().succeeded == 11 }
         try await node.stop()
         #expect(delivered)
         let times = echo.arrivalTimes()
-        let gaps = zip(times.dropFirst(), times).map { $0 - $1 }
-        // Never faster than one per 200 ms (a little slack for timer rounding); slower is allowed.
-        #expect(gaps.allSatisfy { $0 >= .milliseconds(180) }, "gaps between deliveries: \(gaps)")
-        #expect(times.last! - times.first! >= .milliseconds(900))
+        // Claims are 200 ms apart; arrivals jitter with load, so judge spans, not single gaps:
+        // 10 intervals take about 2 s, and any 4 take well over a burst's few milliseconds.
+        #expect(times.last! - times.first! >= .milliseconds(1700), "11 deliveries took \(times.last! - times.first!)")
+        let spans = zip(times.dropFirst(4), times).map { $0 - $1 }
+        #expect(spans.allSatisfy { $0 >= .milliseconds(500) }, "spans of 4 intervals: \(spans)")
     }
 
     @Test("hot reload: deactivated by SQL, deliveries stop within 2 s; reactivated, they resume")
