@@ -8,7 +8,8 @@
 CREATE FUNCTION depot.cron_problem(expression text) RETURNS text
 LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
-    fields text[] := regexp_split_to_array(btrim(expression), '\s+');
+    -- Any whitespace separates and surrounds fields (tabs and newlines too), as in the Swift parser.
+    fields text[] := regexp_split_to_array(regexp_replace(expression, '^\s+|\s+$', '', 'g'), '\s+');
     names  text[];
     lows   int[];
     highs  int[];
@@ -27,6 +28,9 @@ BEGIN
                       coalesce(array_length(fields, 1), 0));
     END IF;
     FOR i IN 1 .. array_length(fields, 1) LOOP
+        IF fields[i] = '' THEN
+            RETURN format('%s field is empty', names[i]);
+        END IF;
         FOREACH part IN ARRAY string_to_array(fields[i], ',') LOOP
             bounds := regexp_match(part, '^(?:\*|\?|([0-9]{1,2})(?:-([0-9]{1,2}))?)(?:/([0-9]{1,2}))?$');
             IF bounds IS NULL THEN
@@ -60,7 +64,14 @@ CREATE FUNCTION depot.processors_check() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     problem text;
+    bookkeeping text[] := ARRAY['is_active', 'deactivated_reason', 'updated_at'];
 BEGIN
+    -- Switching a processor off (and saying why) is always allowed, even for a row written
+    -- before these rules: it is how a node disables a row it cannot run.
+    IF TG_OP = 'UPDATE' AND NOT NEW.is_active AND (to_jsonb(NEW) - bookkeeping) = (to_jsonb(OLD) - bookkeeping) THEN
+        NEW.updated_at := now();
+        RETURN NEW;
+    END IF;
     IF NEW.name IS NULL OR char_length(NEW.name) NOT BETWEEN 1 AND 200 OR NEW.name ~ '[[:cntrl:]/]' THEN
         PERFORM depot.refuse('processors', 'name', format('"%s" is not a usable name', NEW.name),
             '1 to 200 characters, no control characters and no "/"');
@@ -91,6 +102,10 @@ BEGIN
     IF NEW.target_store IS NOT NULL AND NOT EXISTS (SELECT 1 FROM depot.stores s WHERE s.name = NEW.target_store) THEN
         PERFORM depot.refuse('processors', 'target_store', format('names store "%s", which is not declared', NEW.target_store),
             'declare it in depot.stores first');
+    END IF;
+    IF NEW.fail_store IS NOT NULL AND NEW.fail_store = NEW.store THEN
+        PERFORM depot.refuse('processors', 'fail_store', 'is the processor''s own store',
+            'name another store, or set fail_store to NULL to dead-letter');
     END IF;
     IF NEW.fail_store IS NOT NULL AND NOT EXISTS (SELECT 1 FROM depot.stores s WHERE s.name = NEW.fail_store) THEN
         PERFORM depot.refuse('processors', 'fail_store', format('names store "%s", which is not declared', NEW.fail_store),

@@ -6,7 +6,7 @@ extension ConformanceCheck {
     public static let all: [ConformanceCheck] = [
         roundTripsPayloadsAndHeaders, receiptsFollowInputOrder, claimsByPriorityThenArrival,
         leasesAreExclusive, ackRemovesOnlyTheHoldersMessages, releaseReturnsAtRetryTime,
-        expiredLeaseIsClaimableAgainWithAttemptsCounted, extendedLeaseStaysWithItsHolder, delayedMessagesWait, groupsGoOneAtATimeInOrder,
+        expiredLeaseIsClaimableAgainWithAttemptsCounted, extendedLeaseStaysWithItsHolder, givenBackMessageKeepsItsAttempts, delayedMessagesWait, groupsGoOneAtATimeInOrder,
         idempotencyKeyStoresOnce, givenIDIsKeptAndStoredOnce, deadLetterTakesTheMessageOut, countsAndPeekShowWhatWaits, purgeEmptiesTheStore,
     ]
 
@@ -121,6 +121,16 @@ extension ConformanceCheck {
         let stolen = try await store.claim(limit: 1, consumer: "other", lease: .seconds(60))
         try expect(stolen.isEmpty, "the message went to another consumer although its lease was extended")
         try expect(try await store.ack([receipt.id], consumer: "slow") == 1, "the holder could not ack after extending")
+    }
+
+    public static let givenBackMessageKeepsItsAttempts = ConformanceCheck(name: "a message given back untried is claimable at once, its attempt not counted") { store in
+        let receipt = try await store.store(text("untried"))
+        _ = try await store.claim(limit: 1, consumer: "stopping", lease: .seconds(60))
+        try expect(try await store.giveBack([receipt.id], consumer: "stranger") == 0, "a consumer without the lease gave it back")
+        try expect(try await store.giveBack([receipt.id], consumer: "stopping") == 1, "the holder could not give it back")
+        let again = try await store.claim(limit: 1, consumer: "next", lease: .seconds(60))
+        try expect(again.first?.id == receipt.id, "the given-back message was not claimable at once")
+        try expect(again.first?.attempts == 1, "attempts after give-back and a new claim are \(String(describing: again.first?.attempts)), expected 1")
     }
 
     public static let delayedMessagesWait = ConformanceCheck(name: "delayed messages wait until they are due") { store in

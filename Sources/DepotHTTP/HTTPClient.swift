@@ -42,14 +42,17 @@ public final class HTTPClient: @unchecked Sendable {
         outgoing.target = target.isEmpty ? "/" : (target.hasPrefix("/") ? target : "/" + target)
         let hostHeader = url.port.map { "\(host):\($0)" } ?? host
         let prepared = outgoing
+        let deadline = ContinuousClock.now + timeout
         return try await withCheckedThrowingContinuation { continuation in
-            // A serial queue of its own per exchange: serial queues get their own threads, while
-            // the global concurrent queues run only as many blocking calls at once as there are cores.
-            DispatchQueue(label: "depot.http.exchange").async { [self] in
+            // A thread of its own per exchange: Dispatch's pools cap how many blocking calls run
+            // at once (the global queues at the core count), and database work shares them.
+            let thread = Thread { [self] in
                 continuation.resume(with: Result {
-                    try exchange(prepared, host: host, port: port, hostHeader: hostHeader, deadline: .now + timeout)
+                    try exchange(prepared, host: host, port: port, hostHeader: hostHeader, deadline: deadline)
                 })
             }
+            thread.name = "depot.http.exchange"
+            thread.start()
         }
     }
 
@@ -98,16 +101,21 @@ public final class HTTPClient: @unchecked Sendable {
                            deadline: ContinuousClock.Instant) throws -> HTTPResponse {
         try wire.write(request, host: hostHeader, deadline: deadline)
         var head: HTTPHead
+        var status: Int
+        // Interim answers (100 Continue, 103 Early Hints) come before the real one: skip them.
         repeat {
             guard let next = try wire.readHead(limits: limits, deadline: deadline) else {
                 throw HTTPTransportError.closed("the server closed the connection without answering")
             }
             head = next
-        } while head.startLine[1] == "100"
-        guard head.startLine[0].hasPrefix("HTTP/1."), let status = Int(head.startLine[1]), (100...599).contains(status) else {
-            throw HTTPError(502, "malformed status line \"\(head.startLine.joined(separator: " "))\"")
-        }
-        let hasNoBody = request.method == "HEAD" || status == 204 || status == 304 || status < 200
+            guard head.startLine[0].hasPrefix("HTTP/1."), head.startLine[1].utf8.count == 3,
+                  let parsed = Int(head.startLine[1]), (100...599).contains(parsed) else {
+                throw HTTPError(502, "malformed status line \"\(HTTPWire.printable(head.startLine.joined(separator: " ")))\"")
+            }
+            status = parsed
+            if status == 101 { throw HTTPError(502, "the server switched protocols (101), which Depot does not speak") }
+        } while status < 200
+        let hasNoBody = request.method == "HEAD" || status == 204 || status == 304
         let body = hasNoBody ? Data() : try wire.readBody(of: head, limits: limits, deadline: deadline, untilClose: true)
         let reusable = head.keepsAlive && (hasNoBody || head.headers["Content-Length"] != nil || head.headers["Transfer-Encoding"] != nil)
         if reusable { putIdle(wire, key: key) } else { wire.socket.close() }

@@ -34,6 +34,17 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
         fields.removeAll { $0.name.caseInsensitiveCompare(name) == .orderedSame }
     }
 
+    /// Why `name: value` cannot go on the wire (it would split or corrupt the message), or nil.
+    public static func problem(name: String, value: String) -> String? {
+        guard !name.isEmpty, name.unicodeScalars.allSatisfy(HTTPWire.isTokenCharacter) else {
+            return "header name \"\(HTTPWire.printable(name))\" is not an HTTP token"
+        }
+        if value.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) {
+            return "header \(name) has a CR, LF or NUL in its value"
+        }
+        return nil
+    }
+
     public func makeIterator() -> IndexingIterator<[(name: String, value: String)]> { fields.makeIterator() }
 
     public static func == (a: HTTPHeaders, b: HTTPHeaders) -> Bool {

@@ -60,12 +60,13 @@ public final class HTTPServer: @unchecked Sendable {
 
     /// Stops accepting and closes every connection; requests being answered are cut off.
     public func stop() {
-        let sockets: [Socket] = lock.withLock {
+        // Under the lock: a connection thread closes its socket only after removing it here,
+        // so no descriptor is shut down after being closed and reused elsewhere.
+        lock.withLock {
             running = false
-            let all = Array(connections.values) + (listener.map { [$0] } ?? [])
-            return all
+            for socket in connections.values { socket.shutdown() }
+            listener?.shutdown()
         }
-        for socket in sockets { socket.shutdown() }
     }
 
     private var isRunning: Bool { lock.withLock { running } }
@@ -86,13 +87,15 @@ public final class HTTPServer: @unchecked Sendable {
             }
             let thread = Thread { [self] in
                 serve(socket)
-                _ = lock.withLock { connections.removeValue(forKey: ObjectIdentifier(socket)) }
-                socket.close()
+                lock.withLock {
+                    connections.removeValue(forKey: ObjectIdentifier(socket))
+                    socket.close()
+                }
             }
             thread.name = "depot.http.connection"
             thread.start()
         }
-        listener.close()
+        lock.withLock { listener.close() }
     }
 
     /// Answers requests on one connection until either side closes it or it idles out.

@@ -55,8 +55,11 @@ final class HTTPWire {
                 throw HTTPError(431, "request line and headers exceed \(limits.headBytes) bytes")
             }
         }
-        let startLine = lines[0].split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
-        guard startLine.count == 3, startLine.allSatisfy({ !$0.isEmpty }) else {
+        var startLine = lines[0].split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
+        // A status line may have an empty reason phrase ("HTTP/1.1 200 "), or none at all.
+        if startLine.first?.hasPrefix("HTTP/") == true && startLine.count == 2 { startLine.append("") }
+        let required = startLine.first?.hasPrefix("HTTP/") == true ? startLine.prefix(2) : startLine[...]
+        guard startLine.count == 3, required.allSatisfy({ !$0.isEmpty }) else {
             throw HTTPError(400, "malformed start line \"\(Self.printable(lines[0]))\"; expected e.g. \"POST /path HTTP/1.1\"")
         }
         var headers = HTTPHeaders()
@@ -97,13 +100,11 @@ final class HTTPWire {
             return Data(try readExactly(length, deadline: deadline))
         }
         guard untilClose else { return Data() }
-        var body: [UInt8] = []
-        while true {
-            let chunk = try fill(deadline: deadline)
-            if chunk == 0 { break }
+        var body = takeBuffered(buffer.count - start)  // what arrived with the head
+        while body.count <= limits.bodyBytes, try fill(deadline: deadline) > 0 {
             body += takeBuffered(buffer.count - start)
-            if body.count > limits.bodyBytes { throw HTTPError(413, "body exceeds the limit of \(limits.bodyBytes) bytes") }
         }
+        if body.count > limits.bodyBytes { throw HTTPError(413, "body exceeds the limit of \(limits.bodyBytes) bytes") }
         return Data(body)
     }
 
@@ -202,12 +203,7 @@ final class HTTPWire {
         for (name, value) in headers where name.caseInsensitiveCompare("Content-Length") != .orderedSame
             && name.caseInsensitiveCompare("Transfer-Encoding") != .orderedSame {
             // A name or value that could split the message is refused, never sent.
-            guard !name.isEmpty, name.unicodeScalars.allSatisfy(Self.isTokenCharacter) else {
-                throw HTTPError(400, "header name \"\(Self.printable(name))\" is not an HTTP token")
-            }
-            guard !value.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) else {
-                throw HTTPError(400, "header \(name) has a CR, LF or NUL in its value")
-            }
+            if let problem = HTTPHeaders.problem(name: name, value: value) { throw HTTPError(400, problem) }
             text += "\(name): \(value)\r\n"
         }
         text += "Content-Length: \(body.count)\r\n\r\n"

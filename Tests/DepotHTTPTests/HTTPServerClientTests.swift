@@ -160,3 +160,75 @@ func freePort() throws -> Int {
     echo.stop()
     return port
 }
+
+@Suite("HTTP client against unusual servers")
+struct HTTPClientEdgeTests {
+    @Test("interim 1xx answers are skipped, and each request gets its own final answer")
+    func interimResponses() async throws {
+        let server = try ScriptedServer(replies: [
+            "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nX-N: 1\r\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 500 Internal Server Error\r\nX-N: 2\r\nContent-Length: 0\r\n\r\n",
+        ])
+        let client = HTTPClient()
+        let url = URL(string: "http://127.0.0.1:\(server.port)/")!
+        let first = try await client.send(HTTPRequest(method: "POST", target: "/"), to: url, timeout: .seconds(5))
+        let second = try await client.send(HTTPRequest(method: "POST", target: "/"), to: url, timeout: .seconds(5))
+        #expect(first.status == 200 && first.headers["X-N"] == "1")
+        #expect(second.status == 500 && second.headers["X-N"] == "2")
+    }
+
+    @Test("a status line without a reason phrase is a response, not a malformed one")
+    func emptyReason() async throws {
+        let server = try ScriptedServer(replies: ["HTTP/1.1 200 \r\nContent-Length: 2\r\n\r\nok", "HTTP/1.1 204\r\n\r\n"])
+        let client = HTTPClient()
+        let url = URL(string: "http://127.0.0.1:\(server.port)/")!
+        #expect(try await client.send(HTTPRequest(method: "POST", target: "/"), to: url, timeout: .seconds(5)).body == Data("ok".utf8))
+        #expect(try await client.send(HTTPRequest(method: "POST", target: "/"), to: url, timeout: .seconds(5)).status == 204)
+    }
+
+    @Test("a body that runs to the end of the connection arrives whole, even when it came with the head")
+    func bodyUntilClose() async throws {
+        let server = try ScriptedServer(replies: ["HTTP/1.0 200 OK\r\n\r\nhello world"], closeAfterEach: true)
+        let response = try await HTTPClient().send(HTTPRequest(method: "GET", target: "/"),
+                                                   to: URL(string: "http://127.0.0.1:\(server.port)/")!, timeout: .seconds(5))
+        #expect(String(decoding: response.body, as: UTF8.self) == "hello world")
+    }
+}
+
+/// A server that reads request heads on one connection and answers each with the next scripted
+/// reply, byte for byte; for testing the client against replies the real server never sends.
+final class ScriptedServer: @unchecked Sendable {
+    let port: Int
+    private let listener: Int32
+
+    init(replies: [String], closeAfterEach: Bool = false) throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.listener = listener
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(listener, pointer, length) == 0 && listen(listener, 8) == 0 && getsockname(listener, pointer, &length) == 0
+            }
+        }
+        guard bound else { throw POSIXError(.EADDRINUSE) }
+        port = Int(UInt16(bigEndian: address.sin_port))
+        let fd = listener
+        Thread {
+            var connection: Int32 = -1
+            for reply in replies {
+                if connection < 0 { connection = accept(fd, nil, nil) }
+                var seen: [UInt8] = []
+                var byte: UInt8 = 0
+                while !(seen.count >= 4 && Array(seen.suffix(4)) == [13, 10, 13, 10]), recv(connection, &byte, 1, 0) == 1 { seen.append(byte) }
+                let bytes = Array(reply.utf8)
+                _ = bytes.withUnsafeBytes { send(connection, $0.baseAddress, bytes.count, Int32(MSG_NOSIGNAL)) }
+                if closeAfterEach { close(connection); connection = -1 }
+            }
+            if connection >= 0 { close(connection) }
+            close(fd)
+        }.start()
+    }
+}

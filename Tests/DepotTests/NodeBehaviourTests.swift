@@ -126,6 +126,8 @@ struct NodeBehaviourTests {
             ("INSERT INTO depot.processors (name, kind, store, target_endpoint) VALUES ('p', 'forwarding', 'nope', 'backend')", "processors.store"),
             ("INSERT INTO depot.processors (name, kind, store, target_endpoint, cron) VALUES ('p', 'forwarding', 'orders', 'backend', '61 * * * *')", "processors.cron"),
             ("INSERT INTO depot.processors (name, kind, store, target_endpoint, cron) VALUES ('p', 'forwarding', 'orders', 'backend', 'every minute')", "processors.cron"),
+            ("INSERT INTO depot.processors (name, kind, store, target_endpoint, cron) VALUES ('p', 'forwarding', 'orders', 'backend', E'* * * *\\n')", "processors.cron"),
+            ("INSERT INTO depot.processors (name, kind, store, target_endpoint, fail_store) VALUES ('p', 'forwarding', 'orders', 'backend', 'orders')", "processors.fail_store"),
             ("INSERT INTO depot.endpoints (name, url) VALUES ('bad', 'not a url')", "endpoints.url"),
             ("INSERT INTO depot.endpoints (name, url, timeout_ms) VALUES ('bad', 'http://x/', 0)", "endpoints.timeout_ms"),
         ]
@@ -164,6 +166,68 @@ struct NodeBehaviourTests {
         #expect(try await eventually { echo.snapshot().succeeded == 3 })
         #expect(await node.node.runningProcessors() == ["forwarder": 1])
         try await node.stop()
+    }
+
+    @Test("a row written before the rules (no target_endpoint) is disabled, and the node runs the rest")
+    func legacyRowIsDisabled() async throws {
+        let cluster = try await Cluster.fresh()
+        let (echo, url) = try Cluster.echo()
+        defer { echo.stop() }
+        try await Self.forwarding(cluster, url: url, columns: ", interval_ms", values: ", 0")
+        try await cluster.sql("""
+            ALTER TABLE depot.processors DISABLE TRIGGER processors_check;
+            INSERT INTO depot.processors (name, kind, store) VALUES ('legacy', 'forwarding', 'orders');
+            ALTER TABLE depot.processors ENABLE TRIGGER processors_check;
+            """)
+        let node = cluster.startNode("node-a")
+        let disabled = try await eventually {
+            try await cluster.integer("SELECT count(*) FROM depot.processors WHERE name = 'legacy' AND NOT is_active AND deactivated_reason LIKE '%target_endpoint%'") == 1
+        }
+        #expect(disabled)
+        _ = try await cluster.storeTexts("orders", count: 3)
+        #expect(try await eventually { echo.snapshot().succeeded == 3 })
+        try await node.stop()
+    }
+
+    @Test("a message whose header cannot go over HTTP is dead-lettered; the processor stays active")
+    func unsendableHeader() async throws {
+        let cluster = try await Cluster.fresh()
+        let (echo, url) = try Cluster.echo()
+        defer { echo.stop() }
+        try await Self.forwarding(cluster, url: url, columns: ", interval_ms", values: ", 0")
+        let node = cluster.startNode("node-a")
+        _ = try await PostgresStore(name: "orders", pool: cluster.pool).store([
+            OutgoingMessage(text: "split me", headers: ["X-Evil": "a\r\nX-Injected: 1"]),
+            OutgoingMessage(text: "fine"),
+        ])
+        let settled = try await eventually {
+            try await cluster.integer("SELECT count(*) FROM depot.dead_letters WHERE reason LIKE 'undeliverable%X-Evil%'") == 1
+                && echo.snapshot().succeeded == 1
+        }
+        try await node.stop()
+        #expect(settled)
+        #expect(try await cluster.integer("SELECT count(*) FROM depot.processors WHERE is_active") == 1)
+        #expect(echo.snapshot().requests == 1)
+    }
+
+    @Test("stop is prompt while members sleep out a one-minute interval or wait for an hourly cron")
+    func promptStop() async throws {
+        let cluster = try await Cluster.fresh()
+        let (echo, url) = try Cluster.echo()
+        defer { echo.stop() }
+        try await Self.forwarding(cluster, url: url, columns: ", interval_ms, member_count", values: ", 60000, 2")
+        try await cluster.sql("""
+            INSERT INTO depot.processors (name, kind, store, target_endpoint, cron) VALUES ('hourly', 'forwarding', 'orders', 'backend', '0 * * * *')
+            """)
+        let node = cluster.startNode("node-a")
+        _ = try await cluster.storeTexts("orders", count: 1)
+        #expect(try await eventually { echo.snapshot().succeeded == 1 })
+        let stopped = Tally()
+        Task {
+            try await node.stop()
+            _ = stopped.add("stopped")
+        }
+        #expect(try await eventually(timeout: .seconds(5)) { stopped.counts["stopped"] == 1 }, "stop waited for the interval")
     }
 
     @Test("sampling: each interval takes up to `concurrency` messages and runs the handler on each; a throw is retried")

@@ -61,6 +61,8 @@ struct NodeProcessTests {
         let remaining = try await cluster.integer("SELECT count(*) FROM depot.messages")
         #expect(remaining + echo.snapshot().succeeded == 20)
         #expect(remaining > 0, "the node should have stopped before delivering everything")
+        // The untried rest of its batch went back without an attempt counted.
+        #expect(try await cluster.integer("SELECT count(*) FROM depot.messages WHERE attempts > 0") == 0)
     }
 
     @Test("depot node and depot echo-server refuse bad arguments with usage status 64")

@@ -95,8 +95,8 @@ public actor Node {
     /// Asks the node to stop; `run()` returns once everything held is delivered or released.
     public func stop() {
         stopping = true
-        reconcileSignal.wake()
-        stopSignal.wake()
+        reconcileSignal.close()
+        stopSignal.close()
     }
 
     /// Processor names running here now, with their member counts.
@@ -114,13 +114,20 @@ public actor Node {
                 plans[definition.name] = try ProcessorPlan.make(definition, snapshot: snapshot, stores: stores, handlers: handlers,
                                                                  client: client, context: contextMaker(definition.name))
             } catch {
-                // A wrong row disables that processor only, and says why in the row.
-                if try await catalog.deactivate(definition.name, reason: "\(error)") {
-                    NodeLog.error(node: configuration.name, "processor \(definition.name) disabled: \(error)")
+                // A wrong row disables that processor only, and says why in the row. If even that
+                // fails, the node says so and goes on with the other rows.
+                do {
+                    if try await catalog.deactivate(definition.name, reason: "\(error)") {
+                        NodeLog.error(node: configuration.name, "processor \(definition.name) disabled: \(error)")
+                    }
+                } catch let failure {
+                    NodeLog.error(node: configuration.name, "processor \(definition.name) cannot run (\(error)) nor be disabled: \(failure)")
                 }
             }
         }
-        for (name, entry) in running where plans[name]?.fingerprint != entry.runtime.plan.fingerprint {
+        // Restart what changed, and what stopped itself while its row stayed active (a deactivation
+        // that did not reach the database, or a row reactivated before this node saw it go off).
+        for (name, entry) in running where plans[name]?.fingerprint != entry.runtime.plan.fingerprint || entry.runtime.isStopping {
             entry.runtime.stop()
             let id = UUID()
             finishing[id] = Task {

@@ -7,8 +7,9 @@ public enum DeliveryOutcome: Sendable {
     case delivered(response: HTTPResponse?)
     /// A failed attempt, to be retried under the processor's rules.
     case failed(reason: String, response: HTTPResponse?)
-    /// The endpoint answered a status listed in `non_retry_status_codes`: dead-lettered at once.
-    case rejected(reason: String, response: HTTPResponse)
+    /// No attempt can ever succeed: the endpoint answered a status listed in
+    /// `non_retry_status_codes`, or the message cannot be sent at all. Dead-lettered at once.
+    case rejected(reason: String, response: HTTPResponse?)
 }
 
 /// Where a processor delivers: an endpoint, a handler, or another store.
@@ -25,6 +26,11 @@ struct EndpointTarget: DeliveryTarget {
     let nonRetryStatusCodes: Set<Int>
 
     func deliver(_ message: Message, from source: any MessageStore, consumer: String) async -> DeliveryOutcome {
+        for (name, value) in message.headers {
+            if let problem = HTTPHeaders.problem(name: name, value: value) {
+                return .rejected(reason: "message header cannot be sent over HTTP: \(problem)", response: nil)
+            }
+        }
         do {
             let response = try await Self.send(message, to: endpoint, client: client)
             if response.isSuccess { return .delivered(response: response) }

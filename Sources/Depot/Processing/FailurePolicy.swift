@@ -27,8 +27,10 @@ struct FailurePolicy: Sendable {
         switch outcome {
         case .delivered:
             return nil
-        case .rejected(let why, let response):
+        case .rejected(let why, let response?):
             return .deadLetter(reason: "non-retry status \(response.status): \(why)")
+        case .rejected(let why, nil):
+            return .deadLetter(reason: "undeliverable: \(why)")
         case .failed(let why, _):
             reason = why
         }

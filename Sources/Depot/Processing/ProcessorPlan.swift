@@ -42,6 +42,9 @@ struct ProcessorPlan: Sendable {
             return found
         }
 
+        if let failStore = definition.failStore, failStore == definition.store {
+            throw PlanProblem("fail_store is the processor's own store \"\(failStore)\"; name another store or NULL")
+        }
         var used: [EndpointDefinition] = []
         for (column, name) in definition.handlerReferences where name.hasPrefix("call:") {
             used.append(try endpoint(String(name.dropFirst(5)), column: column))

@@ -45,8 +45,8 @@ final class ProcessorRuntime: @unchecked Sendable {
     /// Stops claiming; members deliver what they are delivering and release the rest.
     func stop() {
         lock.withLock { stopping = true }
-        work.wake()
-        stopSignal.wake()
+        work.close()
+        stopSignal.close()
     }
 
     // MARK: - The member loop
@@ -88,27 +88,37 @@ final class ProcessorRuntime: @unchecked Sendable {
         let keeper = keepLeases(batch.map(\.id), consumer: consumer)
         defer { keeper.cancel() }
         var delivered: [UUID] = []
-        if definition.kind == .sampling {
-            // A sampling batch runs its handlers at once, then settles in order.
-            let outcomes = await withTaskGroup(of: (Int, DeliveryOutcome).self) { group in
-                for (index, message) in batch.enumerated() {
-                    group.addTask { (index, await self.plan.target.deliver(message, from: self.plan.source, consumer: consumer)) }
+        do {
+            if definition.kind == .sampling {
+                // A sampling batch runs its handlers at once, then settles in order.
+                let outcomes = await withTaskGroup(of: (Int, DeliveryOutcome).self) { group in
+                    for (index, message) in batch.enumerated() {
+                        group.addTask { (index, await self.plan.target.deliver(message, from: self.plan.source, consumer: consumer)) }
+                    }
+                    var results = [DeliveryOutcome?](repeating: nil, count: batch.count)
+                    for await (index, outcome) in group { results[index] = outcome }
+                    return results
                 }
-                var results = [DeliveryOutcome?](repeating: nil, count: batch.count)
-                for await (index, outcome) in group { results[index] = outcome }
-                return results
-            }
-            for (message, outcome) in zip(batch, outcomes) {
-                if try await settle(message, outcome!, consumer: consumer) { delivered.append(message.id) }
-            }
-        } else {
-            for message in batch {
-                if isStopping {
-                    try await plan.source.release(message.id, consumer: consumer, retryAt: Date(), error: nil)
-                    continue
+                for (message, outcome) in zip(batch, outcomes) {
+                    if try await settle(message, outcome!, consumer: consumer) { delivered.append(message.id) }
                 }
-                if try await settle(message, await plan.target.deliver(message, from: plan.source, consumer: consumer), consumer: consumer) { delivered.append(message.id) }
+            } else {
+                var untried: [UUID] = []
+                for message in batch {
+                    // Stopping (or deactivated): what was not tried goes back, its attempt not counted.
+                    if isStopping {
+                        untried.append(message.id)
+                        continue
+                    }
+                    let outcome = await plan.target.deliver(message, from: plan.source, consumer: consumer)
+                    if try await settle(message, outcome, consumer: consumer) { delivered.append(message.id) }
+                }
+                try await plan.source.giveBack(untried, consumer: consumer)
             }
+        } catch {
+            // What was delivered is acked even when settling a later message failed.
+            _ = try? await plan.source.ack(delivered, consumer: consumer)
+            throw error
         }
         try await plan.source.ack(delivered, consumer: consumer)
         return batch.count

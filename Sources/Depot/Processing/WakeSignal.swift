@@ -2,9 +2,18 @@ import Foundation
 
 /// Wakes tasks that wait for something to happen (new messages, a stop request) or for a timeout,
 /// whichever comes first. `wake()` releases every current waiter; a later waiter waits anew.
+/// `close()` releases everyone for good: a stop request is never missed by a task that was busy
+/// when it came.
 final class WakeSignal: @unchecked Sendable {
     private let lock = NSLock()
     private var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
+    private var closed = false
+
+    /// Wakes every waiter now and every later one at once.
+    func close() {
+        lock.withLock { closed = true }
+        wake()
+    }
 
     /// Releases everyone waiting now.
     func wake() {
@@ -22,7 +31,14 @@ final class WakeSignal: @unchecked Sendable {
         let id = UUID()
         var timer: Task<Void, Never>?
         await withCheckedContinuation { continuation in
-            lock.withLock { waiters[id] = continuation }
+            let isClosed = lock.withLock {
+                if !closed { waiters[id] = continuation }
+                return closed
+            }
+            if isClosed {
+                continuation.resume()
+                return
+            }
             timer = Task { [self] in
                 try? await Task.sleep(for: timeout)
                 release(id)

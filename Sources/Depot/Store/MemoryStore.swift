@@ -98,6 +98,18 @@ public actor MemoryStore: MessageStore {
     }
 
     @discardableResult
+    public func giveBack(_ ids: [UUID], consumer: String) async throws -> Int {
+        var returned = 0
+        for id in ids where messages[id]?.lockedBy == consumer {
+            messages[id]!.lockedBy = nil
+            messages[id]!.lockedUntil = nil
+            messages[id]!.message.attempts = max(messages[id]!.message.attempts - 1, 0)
+            returned += 1
+        }
+        return returned
+    }
+
+    @discardableResult
     public func extendLeases(_ ids: [UUID], consumer: String, lease: Duration) async throws -> Int {
         let until = now().addingTimeInterval(Double(lease.milliseconds) / 1000)
         var extended = 0

@@ -32,6 +32,11 @@ public protocol MessageStore: Sendable {
     @discardableResult
     func release(_ id: UUID, consumer: String, retryAt: Date, error: String?) async throws -> Bool
 
+    /// Returns messages `consumer` claimed but never tried (a stopping node's unstarted batch):
+    /// claimable again now, the claim's attempt not counted. Returns how many went back.
+    @discardableResult
+    func giveBack(_ ids: [UUID], consumer: String) async throws -> Int
+
     /// Pushes the leases `consumer` still holds on `ids` to `lease` from now, so that a slow
     /// delivery is not redelivered elsewhere. Returns how many leases were extended.
     @discardableResult
@@ -67,6 +72,9 @@ extension MessageStore {
     /// Stores a copy in `target` (under the same id, so a repeat stores nothing), then acks here.
     /// At least once: a crash between the two leaves the message in both, never in neither.
     public func moveByCopying(_ message: Message, consumer: String, to target: any MessageStore) async throws -> Bool {
+        guard target.name != name || type(of: target) != type(of: self) else {
+            throw StoreError(.invalidArgument, "cannot move message \(message.id) from store \"\(name)\" into itself")
+        }
         _ = try await target.store(OutgoingMessage(moving: message))
         return try await ack([message.id], consumer: consumer) == 1
     }

@@ -61,6 +61,15 @@ public struct PostgresStore: MessageStore {
     }
 
     @discardableResult
+    public func giveBack(_ ids: [UUID], consumer: String) async throws -> Int {
+        guard !ids.isEmpty else { return 0 }
+        return try await pool.query("""
+            UPDATE depot.messages SET locked_by = NULL, locked_until = NULL, attempts = greatest(attempts - 1, 0)
+            WHERE id = ANY(\(ids)) AND locked_by = \(consumer)
+            """).affectedRows
+    }
+
+    @discardableResult
     public func extendLeases(_ ids: [UUID], consumer: String, lease: Duration) async throws -> Int {
         guard !ids.isEmpty else { return 0 }
         return try await pool.query("""
@@ -93,15 +102,27 @@ public struct PostgresStore: MessageStore {
     /// Within one database the row changes store in place, in one statement; elsewhere it is copied.
     @discardableResult
     public func move(_ message: Message, consumer: String, to target: any MessageStore) async throws -> Bool {
-        guard let target = target as? PostgresStore, target.pool === pool else {
+        // Same database (any pool on it): copying would collide with the source row itself.
+        guard let target = target as? PostgresStore,
+              target.pool === pool || target.pool.configuration.connectionString == pool.configuration.connectionString else {
             return try await moveByCopying(message, consumer: consumer, to: target)
         }
+        guard target.name != name else {
+            throw StoreError(.invalidArgument, "cannot move message \(message.id) from store \"\(name)\" into itself")
+        }
         do {
-            return try await pool.query("""
-                UPDATE depot.messages
-                SET store = \(target.name), locked_by = NULL, locked_until = NULL, available_at = now(), attempts = 0
-                WHERE id = \(message.id) AND locked_by = \(consumer)
-                """).affectedRows == 1
+            // The NOTIFY wakes the target store's idle members, as an insert would.
+            let rows = try await pool.query("""
+                WITH moved AS (
+                    UPDATE depot.messages
+                    SET store = \(target.name), locked_by = NULL, locked_until = NULL, available_at = now(), attempts = 0
+                    WHERE id = \(message.id) AND locked_by = \(consumer)
+                    RETURNING 1
+                )
+                SELECT CASE WHEN EXISTS (SELECT 1 FROM moved) THEN pg_notify('depot_messages', \(target.name)) END,
+                       EXISTS (SELECT 1 FROM moved)
+                """)
+            return try rows.first?.decode(at: 1, as: Bool.self) ?? false
         } catch let error as PostgresError where error.sqlState == .foreignKeyViolation {
             throw StoreError.undeclared(target.name)
         }
