@@ -16,6 +16,8 @@ public final class HTTPServer: @unchecked Sendable {
         public var requestTimeout: Duration
         /// Connections beyond this get 503 and are closed. Default 1024.
         public var maximumConnections: Int
+        /// Told the status of every response written, errors included (for metrics). Default nil.
+        public var onResponse: (@Sendable (Int) -> Void)?
 
         public init(host: String = "127.0.0.1", port: Int = 0, limits: HTTPLimits = HTTPLimits(),
                     idleTimeout: Duration = .seconds(60), requestTimeout: Duration = .seconds(10), maximumConnections: Int = 1024) {
@@ -80,8 +82,8 @@ public final class HTTPServer: @unchecked Sendable {
                 return true
             }
             guard admitted else {
-                try? HTTPWire(socket: socket).write(HTTPError(503, "too many connections; retry shortly").response,
-                                                     keepAlive: false, deadline: .now + .seconds(1))
+                try? respond(HTTPWire(socket: socket), HTTPError(503, "too many connections; retry shortly").response,
+                             keepAlive: false, deadline: .now + .seconds(1))
                 socket.close()
                 continue
             }
@@ -116,23 +118,29 @@ public final class HTTPServer: @unchecked Sendable {
                 request = HTTPRequest(method: head.startLine[0], target: head.startLine[1], headers: head.headers, body: body)
                 keepAlive = head.keepsAlive
             } catch let error as HTTPError {
-                try? wire.write(error.response, keepAlive: false, deadline: .now + .seconds(1))
+                try? respond(wire, error.response, keepAlive: false, deadline: .now + .seconds(1))
+                socket.lingeringClose(deadline: .now + .seconds(2))
                 return
             } catch HTTPTransportError.timeout {
-                try? wire.write(HTTPError(408, "the request did not arrive within \(configuration.requestTimeout)").response,
-                                keepAlive: false, deadline: .now + .seconds(1))
+                try? respond(wire, HTTPError(408, "the request did not arrive within \(configuration.requestTimeout)").response,
+                             keepAlive: false, deadline: .now + .seconds(1))
                 return
             } catch {
                 return
             }
             let response = answer(request)
             do {
-                try wire.write(response, keepAlive: keepAlive && isRunning, deadline: .now + configuration.requestTimeout)
+                try respond(wire, response, keepAlive: keepAlive && isRunning, deadline: .now + configuration.requestTimeout)
             } catch {
                 return
             }
             if !keepAlive { return }
         }
+    }
+
+    private func respond(_ wire: HTTPWire, _ response: HTTPResponse, keepAlive: Bool, deadline: ContinuousClock.Instant) throws {
+        configuration.onResponse?(response.status)
+        try wire.write(response, keepAlive: keepAlive, deadline: deadline)
     }
 
     private static func checkRequestLine(_ head: HTTPHead) throws {

@@ -35,6 +35,18 @@ final class Socket: @unchecked Sendable {
         if descriptor >= 0 { _ = systemShutdown(descriptor, Int32(SHUT_RDWR)) }
     }
 
+    /// Says "no more from me" and reads (and drops) what the peer still sends until it closes,
+    /// `deadline` passes or `limit` bytes went by. Closing with unread input would reset the
+    /// connection, and the peer could lose the error response written just before.
+    func lingeringClose(deadline: ContinuousClock.Instant, limit: Int = 64 << 20) {
+        guard descriptor >= 0 else { return }
+        _ = systemShutdown(descriptor, Int32(SHUT_WR))
+        var drained = 0
+        while drained < limit, let bytes = try? read(maximum: 65536, deadline: deadline), !bytes.isEmpty {
+            drained += bytes.count
+        }
+    }
+
     /// Connects to `host:port` (a name or an address), giving up after `timeout`.
     static func connect(host: String, port: Int, timeout: Duration) throws -> Socket {
         let deadline = ContinuousClock.now + timeout

@@ -64,7 +64,12 @@ public struct StoreCatalog: Sendable {
 
     /// Every declared store, by name.
     public func list() async throws -> [StoreDefinition] {
-        try await pool.query("""
+        try await pool.withConnection { try await Self.list(on: $0) }
+    }
+
+    /// Every declared store, read on `connection` (inside the caller's transaction, if any).
+    public static func list(on connection: Connection) async throws -> [StoreDefinition] {
+        try await connection.query("""
             SELECT name, kind, failover_store, guaranteed_delivery, description FROM depot.stores ORDER BY name
             """).map { row in
             let (name, kind, failover, guaranteed, description) = try row.decode((String, String, String?, Bool, String?).self)

@@ -20,6 +20,9 @@ public actor Node {
         public var reconcileInterval: Duration = .seconds(10)
         /// How long an idle member at interval 0 waits for a notification before looking anyway. Default 2 s.
         public var idlePoll: Duration = .seconds(2)
+        /// At start, wait for an unreachable database (true) or fail at once (false). A node
+        /// that takes messages over HTTP waits: its producers fall back to failover stores meanwhile. Default false.
+        public var waitForDatabase = false
 
         public init(name: String) { self.name = name }
 
@@ -41,6 +44,8 @@ public actor Node {
     let stores: StoreDirectory
     let catalog: ProcessorCatalog
     let registry: NodeRegistry
+    /// What the node counts; `/metrics` renders it.
+    public nonisolated let metrics: NodeMetrics
 
     private var running: [String: (runtime: ProcessorRuntime, task: Task<Void, Never>)] = [:]
     private var endpoints: [String: EndpointDefinition] = [:]
@@ -54,7 +59,8 @@ public actor Node {
     ///   - handlers: the handlers processors may name. Default `HandlerRegistry.stock`.
     ///   - stores: where store names lead; pass one to share memory stores with producers in this process.
     public init(_ configuration: Configuration, pool: ConnectionPool, handlers: HandlerRegistry = .stock,
-                client: HTTPClient = HTTPClient(), stores: StoreDirectory? = nil) {
+                client: HTTPClient = HTTPClient(), stores: StoreDirectory? = nil, metrics: NodeMetrics = NodeMetrics()) {
+        self.metrics = metrics
         self.configuration = configuration
         self.pool = pool
         self.handlers = handlers
@@ -68,8 +74,7 @@ public actor Node {
     public func run() async throws {
         if let problem = configuration.problem { throw StoreError(.invalidArgument, problem) }
         let name = configuration.name
-        try await registry.register(name, host: ProcessInfo.processInfo.hostName,
-                                    pid: Int(ProcessInfo.processInfo.processIdentifier), version: depotVersion)
+        guard try await registerAtStart() else { return }
         NodeLog.info(node: name, "node started (pid \(ProcessInfo.processInfo.processIdentifier))")
         let listener = Task { await listen() }
         let heartbeat = Task { await beat() }
@@ -92,6 +97,24 @@ public actor Node {
         NodeLog.info(node: name, "node stopped")
     }
 
+    /// Registers the node; with `waitForDatabase`, retries until the database answers or the
+    /// node is stopped (then returns false). Without it, the first failure is thrown.
+    private func registerAtStart() async throws -> Bool {
+        var attempt = 0
+        while !stopping {
+            do {
+                try await registry.register(configuration.name, host: ProcessInfo.processInfo.hostName,
+                                            pid: Int(ProcessInfo.processInfo.processIdentifier), version: depotVersion)
+                return true
+            } catch let error as PostgresError where configuration.waitForDatabase && error.isConnectionLoss {
+                attempt += 1
+                if attempt == 1 { NodeLog.warning(node: configuration.name, "database unreachable: \(error); waiting for it") }
+                await stopSignal.wait(timeout: .milliseconds(min(2000, 100 * attempt)))
+            }
+        }
+        return false
+    }
+
     /// Asks the node to stop; `run()` returns once everything held is delivered or released.
     public func stop() {
         stopping = true
@@ -109,7 +132,8 @@ public actor Node {
         let snapshot = try await catalog.snapshot()
         endpoints = snapshot.endpoints
         var plans: [String: ProcessorPlan] = [:]
-        for definition in snapshot.processors where definition.runs(on: configuration.name) {
+        let drains = FailoverDrain.definitions(for: snapshot, node: configuration.name)
+        for definition in snapshot.processors + drains where definition.runs(on: configuration.name) {
             do {
                 plans[definition.name] = try ProcessorPlan.make(definition, snapshot: snapshot, stores: stores, handlers: handlers,
                                                                  client: client, context: contextMaker(definition.name))
@@ -139,7 +163,8 @@ public actor Node {
         }
         for (name, plan) in plans.sorted(by: { $0.key < $1.key }) where running[name] == nil && !stopping {
             let runtime = ProcessorRuntime(plan: plan, node: configuration.name, lease: configuration.lease,
-                                           idlePoll: configuration.idlePoll, catalog: catalog, context: contextMaker(name))
+                                           idlePoll: configuration.idlePoll, catalog: catalog, metrics: metrics,
+                                           context: contextMaker(name))
             running[name] = (runtime, Task { await runtime.run() })
             NodeLog.info(node: configuration.name, "processor \(name) started: \(plan.definition.kind.rawValue) from \(plan.definition.store), \(plan.definition.memberCount) member(s)")
         }

@@ -8,8 +8,11 @@ public struct ProcessingSnapshot: Sendable, Equatable {
     public var endpoints: [String: EndpointDefinition]
     /// Endpoint rows the node cannot use, by name, with why (a URL Foundation cannot parse).
     public var unusableEndpoints: [String: String]
+    /// Every declared store, by name.
+    public var stores: [String: StoreDefinition]
+
     /// Store name → kind (`postgres`, `memory`, `journal`).
-    public var storeKinds: [String: String]
+    public var storeKinds: [String: String] { stores.mapValues(\.kind) }
 }
 
 /// Reads and changes `depot.processors` and `depot.endpoints`: the SQL seam for processing.
@@ -38,12 +41,9 @@ public struct ProcessorCatalog: Sendable {
                     unusable[name] = "endpoint \"\(name)\" has url \"\(url)\", which is not a URL with a host"
                 }
             }
-            var kinds: [String: String] = [:]
-            for row in try await connection.query("SELECT name, kind FROM depot.stores") {
-                let (name, kind) = try row.decode((String, String).self)
-                kinds[name] = kind
-            }
-            return ProcessingSnapshot(processors: processors, endpoints: endpoints, unusableEndpoints: unusable, storeKinds: kinds)
+            var stores: [String: StoreDefinition] = [:]
+            for store in try await StoreCatalog.list(on: connection) { stores[store.name] = store }
+            return ProcessingSnapshot(processors: processors, endpoints: endpoints, unusableEndpoints: unusable, stores: stores)
         }
     }
 

@@ -31,7 +31,7 @@ struct ProcessorPlan: Sendable {
             throw PlanProblem("\(column) names endpoint \"\(name)\": " + (snapshot.unusableEndpoints[name] ?? "no such row in depot.endpoints"))
         }
         func store(_ name: String, column: String) throws -> any MessageStore {
-            guard let kind = snapshot.storeKinds[name] else { throw PlanProblem("\(column) names store \"\(name)\", which is not declared") }
+            guard let kind = snapshot.stores[name]?.kind else { throw PlanProblem("\(column) names store \"\(name)\", which is not declared") }
             do { return try stores.store(named: name, kind: kind) } catch { throw PlanProblem("\(column): \(error)") }
         }
         func handler(_ name: String?, column: String) throws -> MessageHandler? {

@@ -12,6 +12,7 @@ final class ProcessorRuntime: @unchecked Sendable {
     let idlePoll: Duration
     let catalog: ProcessorCatalog
     let context: @Sendable (Message) -> HandlerContext
+    let metrics: NodeMetrics
 
     /// Woken by a notification that the store got messages, and by `stop()`.
     let work = WakeSignal()
@@ -24,7 +25,8 @@ final class ProcessorRuntime: @unchecked Sendable {
     var isStopping: Bool { lock.withLock { stopping } }
 
     init(plan: ProcessorPlan, node: String, lease: Duration, idlePoll: Duration, catalog: ProcessorCatalog,
-         context: @escaping @Sendable (Message) -> HandlerContext) {
+         metrics: NodeMetrics = NodeMetrics(), context: @escaping @Sendable (Message) -> HandlerContext) {
+        self.metrics = metrics
         self.plan = plan
         self.node = node
         self.lease = lease
@@ -93,7 +95,7 @@ final class ProcessorRuntime: @unchecked Sendable {
                 // A sampling batch runs its handlers at once, then settles in order.
                 let outcomes = await withTaskGroup(of: (Int, DeliveryOutcome).self) { group in
                     for (index, message) in batch.enumerated() {
-                        group.addTask { (index, await self.plan.target.deliver(message, from: self.plan.source, consumer: consumer)) }
+                        group.addTask { (index, await self.deliver(message, consumer: consumer)) }
                     }
                     var results = [DeliveryOutcome?](repeating: nil, count: batch.count)
                     for await (index, outcome) in group { results[index] = outcome }
@@ -110,7 +112,7 @@ final class ProcessorRuntime: @unchecked Sendable {
                         untried.append(message.id)
                         continue
                     }
-                    let outcome = await plan.target.deliver(message, from: plan.source, consumer: consumer)
+                    let outcome = await deliver(message, consumer: consumer)
                     if try await settle(message, outcome, consumer: consumer) { delivered.append(message.id) }
                 }
                 try await plan.source.giveBack(untried, consumer: consumer)
@@ -124,9 +126,18 @@ final class ProcessorRuntime: @unchecked Sendable {
         return batch.count
     }
 
+    /// One attempt at the target, timed for the latency histogram.
+    private func deliver(_ message: Message, consumer: String) async -> DeliveryOutcome {
+        let started = ContinuousClock.now
+        let outcome = await plan.target.deliver(message, from: plan.source, consumer: consumer)
+        metrics.observeDelivery(seconds: (ContinuousClock.now - started).seconds, processor: definition.name)
+        return outcome
+    }
+
     /// Applies the outcome; returns true when the message was delivered and awaits its ack.
     private func settle(_ message: Message, _ outcome: DeliveryOutcome, consumer: String) async throws -> Bool {
         if case .delivered(let response) = outcome {
+            metrics.record(.delivered, processor: definition.name)
             if let replyHandler = plan.replyHandler {
                 await runQuietly(replyHandler, "reply_handler", message, response: response, failure: nil)
             }
@@ -137,6 +148,7 @@ final class ProcessorRuntime: @unchecked Sendable {
         case .rejected(let reason, let response): (reason, response)
         case .delivered: ("", nil)
         }
+        metrics.record(.failed, processor: definition.name)
         if let faultHandler = plan.faultHandler {
             await runQuietly(faultHandler, "fault_handler", message, response: response, failure: failure)
         }
@@ -144,12 +156,15 @@ final class ProcessorRuntime: @unchecked Sendable {
         switch FailurePolicy(definition: definition).action(after: outcome, attempts: message.attempts) {
         case .retry(let delay)?:
             try await source.release(message.id, consumer: consumer, retryAt: Date().addingTimeInterval(delay.seconds), error: failure)
+            metrics.record(.retried, processor: definition.name)
         case .deadLetter(let reason)?:
             try await source.deadLetter(message.id, consumer: consumer, reason: DeadLetterReason(
                 reason, lastError: failure, statusCode: response?.status, processor: definition.name, node: node))
+            metrics.record(.deadLettered, processor: definition.name)
             NodeLog.warning(node: node, "processor \(definition.name): message \(message.id) dead-lettered: \(reason)")
         case .moveToFailStore(let name)?:
             if case .delivered = await StoreTarget(store: plan.failStore!).deliver(message, from: source, consumer: consumer) {
+                metrics.record(.deadLettered, processor: definition.name)
                 NodeLog.warning(node: node, "processor \(definition.name): message \(message.id) moved to fail store \(name) after \(message.attempts) attempts")
             } else {
                 try await source.release(message.id, consumer: consumer, retryAt: Date().addingTimeInterval(definition.retryIntervalMilliseconds.seconds), error: failure)

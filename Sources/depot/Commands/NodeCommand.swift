@@ -1,12 +1,17 @@
 import Depot
+import DepotHTTP
 import Foundation
 import Postgres
 
 let nodeCommand = Command(
     name: "node",
-    summary: "Run a worker node: the active processors it may run, until SIGTERM or SIGINT.",
+    summary: "Run a worker node: the active processors it may run, and HTTP ingress with --http, until SIGTERM or SIGINT.",
     options: [
         OptionSpec(name: "name", value: "NAME", help: "the node's name, unique in the cluster; pinned_servers refers to it (required)"),
+        OptionSpec(name: "http", value: "HOST:PORT", help: "serve producers, /healthz and /metrics here (e.g. 0.0.0.0:8080; :8080 means all addresses)"),
+        OptionSpec(name: "journal", value: "DIR", help: "the folder of this node's journal stores (default $DEPOT_JOURNAL_DIR, else .depot/journal)"),
+        OptionSpec(name: "max-body", value: "BYTES", help: "the largest request body --http accepts (default 10485760, 10 MiB)"),
+        OptionSpec(name: "primary-timeout", value: "DURATION", help: "a store write slower than this goes to the store's failover store (default 5s)"),
         OptionSpec(name: "lease", value: "DURATION", help: "how long a claim holds a message before another node may take it (default 30s)"),
         OptionSpec(name: "heartbeat", value: "DURATION", help: "how often the node marks itself alive in depot.nodes (default 5s)"),
         OptionSpec(name: "reconcile", value: "DURATION", help: "how often it re-reads processor rows without a notification (default 10s)"),
@@ -14,9 +19,13 @@ let nodeCommand = Command(
     ],
     notes: """
         The node follows INSERT, UPDATE and DELETE of depot.processors and depot.endpoints rows
-        without a restart. On SIGTERM or SIGINT it stops claiming, delivers or releases what it
-        holds, removes its depot.nodes row and exits 0.
-        Example: depot node --name node-a --lease 15s
+        without a restart. On SIGTERM or SIGINT it stops taking requests and claiming, delivers or
+        releases what it holds, removes its depot.nodes row and exits 0.
+        With --http the node starts even while the database is down: producers get 202 for stores
+        with guaranteed delivery (held in their failover store) and 503 for the others, and the
+        node joins the cluster once the database answers. Set DEPOT_HTTP_TOKEN to require
+        Authorization: Bearer TOKEN on every route but /healthz.
+        Example: depot node --name node-a --http 0.0.0.0:8080 --journal /var/lib/depot/journal
         """
 ) { arguments in
     guard let name = arguments.value("name") else {
@@ -27,16 +36,53 @@ let nodeCommand = Command(
     configuration.heartbeatInterval = try arguments.duration("heartbeat") ?? configuration.heartbeatInterval
     configuration.reconcileInterval = try arguments.duration("reconcile") ?? configuration.reconcileInterval
     if let problem = configuration.problem { throw CLIFailure.usage(problem) }
+    let listen = try arguments.value("http").map(parseListenAddress)
+    configuration.waitForDatabase = listen != nil
+    let maximumBody = try arguments.integer("max-body", in: 0...(1 << 30)) ?? HTTPLimits().bodyBytes
+    let primaryTimeout = try arguments.duration("primary-timeout") ?? .seconds(5)
+    guard primaryTimeout > .zero else { throw CLIFailure.usage("--primary-timeout must be longer than 0") }
     let connections = try arguments.integer("connections", in: 2...1000) ?? 10
+    let journalFolder = arguments.value("journal").map { URL(fileURLWithPath: $0) } ?? URL(fileURLWithPath: ".depot/journal") // TODO-merge
+
     let pool = ConnectionPool(.fromEnvironment(), maximumConnections: connections)
-    let node = Node(configuration, pool: pool)
-    let signals = onTerminationSignals { _ in Task { await node.stop() } }
+    let stores = StoreDirectory(pool: pool) // TODO-merge
+    let metrics = NodeMetrics()
+    let node = Node(configuration, pool: pool, stores: stores, metrics: metrics)
+    var server: HTTPServer?
+    if let listen {
+        let token = ProcessInfo.processInfo.environment["DEPOT_HTTP_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        let producer = Producer(pool: pool, stores: stores, configuration: Producer.Configuration(
+            primaryTimeout: primaryTimeout, routesFile: journalFolder.appendingPathComponent("stores.json")), metrics: metrics)
+        let ingress = IngressService(.init(node: name, token: token), producer: producer, pool: pool, metrics: metrics)
+        let started = ingress.server(host: listen.host, port: listen.port, limits: HTTPLimits(bodyBytes: maximumBody))
+        do { try started.start() } catch {
+            throw CLIFailure.unavailable("cannot listen on \(listen.host):\(listen.port): \(error); is the port taken? pick another with --http")
+        }
+        FileHandle.standardError.write(Data("depot node \(name): HTTP on \(listen.host):\(started.port)\n".utf8))
+        server = started
+    }
+    let signals = onTerminationSignals { [server] _ in
+        server?.stop()
+        Task { await node.stop() }
+    }
     defer { signals.forEach { $0.cancel() } }
     do {
         try await node.run()
+        server?.stop()
         await pool.close()
     } catch {
+        server?.stop()
         await pool.close()
         throw error
     }
+}
+
+/// `HOST:PORT`, `:PORT` (every address) or `[IPv6]:PORT`.
+func parseListenAddress(_ text: String) throws -> (host: String, port: Int) {
+    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+        throw CLIFailure.usage("--http must be HOST:PORT such as 127.0.0.1:8080 or :8080, got '\(text)'")
+    }
+    var host = String(text[..<colon])
+    if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    return (host.isEmpty ? "0.0.0.0" : host, port)
 }

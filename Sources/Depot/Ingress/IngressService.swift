@@ -1,0 +1,189 @@
+import DepotHTTP
+import Foundation
+import Postgres
+
+/// The node's HTTP face for producers and operators:
+///
+/// - `POST /stores/{store}/messages` → 202 `{"id": …, "created": …}` (see `IngressMessages` for the request headers);
+/// - `POST /stores/{store}/messages/batch` → 202 `{"ids": […]}`, all stored in one round trip;
+/// - `GET /healthz` → 200 when the database answers, 503 with the reason when not;
+/// - `GET /metrics` → Prometheus text.
+///
+/// A message held in a failover store (guaranteed delivery while the database is down) still
+/// gets 202, with `Depot-Held-In: FAILOVER_STORE`. Errors are JSON `{"error": …}`.
+public struct IngressService: Sendable {
+    /// Who may call and how the node names itself.
+    public struct Configuration: Sendable {
+        /// The node's name, in health answers and metrics labels.
+        public var node: String
+        /// When set, every route but `/healthz` needs `Authorization: Bearer TOKEN`. Default nil.
+        public var token: String?
+
+        public init(node: String, token: String? = nil) {
+            self.node = node
+            self.token = token
+        }
+    }
+
+    let configuration: Configuration
+    let producer: Producer
+    let pool: ConnectionPool
+    let metrics: NodeMetrics
+    let health: HealthCheck
+
+    public init(_ configuration: Configuration, producer: Producer, pool: ConnectionPool, metrics: NodeMetrics) {
+        self.configuration = configuration
+        self.producer = producer
+        self.pool = pool
+        self.metrics = metrics
+        health = HealthCheck(pool: pool)
+    }
+
+    /// An HTTP server answering with this service, counting its responses in `metrics`.
+    public func server(host: String, port: Int, limits: HTTPLimits = HTTPLimits()) -> HTTPServer {
+        var serverConfiguration = HTTPServer.Configuration(host: host, port: port, limits: limits)
+        let metrics = self.metrics
+        serverConfiguration.onResponse = { metrics.recordHTTPResponse(status: $0) }
+        return HTTPServer(serverConfiguration) { request in await self.answer(request) }
+    }
+
+    /// Answers one request; errors become JSON responses, with `WWW-Authenticate` on 401.
+    public func answer(_ request: HTTPRequest) async -> HTTPResponse {
+        do {
+            return try await route(request)
+        } catch let error as HTTPError {
+            var response = error.response
+            if error.status == 401 { response.headers.set("WWW-Authenticate", "Bearer") }
+            if error.status == 503 { response.headers.set("Retry-After", "1") }
+            return response
+        } catch {
+            return HTTPError(500, "\(error)").response
+        }
+    }
+
+    private func route(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let segments = request.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
+        switch segments {
+        case ["healthz"]:
+            try allow(["GET"], request)
+            return await healthz()
+        case ["metrics"]:
+            try authorize(request)
+            try allow(["GET"], request)
+            return await metricsText()
+        case let route where route.count == 3 && route[0] == "stores" && route[2] == "messages":
+            try authorize(request)
+            try allow(["POST"], request)
+            return try await storeOne(request, in: try storeName(route[1]))
+        case let route where route.count == 4 && route[0] == "stores" && route[2] == "messages" && route[3] == "batch":
+            try authorize(request)
+            try allow(["POST"], request)
+            return try await storeBatch(request, in: try storeName(route[1]))
+        default:
+            throw HTTPError(404, "no route \(request.method) \(request.path); routes: POST /stores/{store}/messages, "
+                + "POST /stores/{store}/messages/batch, GET /healthz, GET /metrics")
+        }
+    }
+
+    // MARK: - Routes
+
+    private struct Accepted: Encodable {
+        let id: String
+        let created: Bool
+        let held_in: String?
+    }
+
+    private struct AcceptedBatch: Encodable {
+        let ids: [String]
+        let created: Int
+        let held_in: String?
+    }
+
+    private func storeOne(_ request: HTTPRequest, in store: String) async throws -> HTTPResponse {
+        let message = try IngressMessages.message(from: request)
+        let result = try await produce([message], in: store)
+        let receipt = result.receipts[0]
+        return accepted(.json(202, Accepted(id: receipt.id.uuidString.lowercased(), created: receipt.created, held_in: result.heldIn)),
+                        heldIn: result.heldIn)
+    }
+
+    private func storeBatch(_ request: HTTPRequest, in store: String) async throws -> HTTPResponse {
+        let messages = try IngressMessages.batch(from: request)
+        let result = try await produce(messages, in: store)
+        return accepted(.json(202, AcceptedBatch(ids: result.receipts.map { $0.id.uuidString.lowercased() },
+                                                 created: result.receipts.filter(\.created).count, held_in: result.heldIn)),
+                        heldIn: result.heldIn)
+    }
+
+    private func accepted(_ response: HTTPResponse, heldIn: String?) -> HTTPResponse {
+        var response = response
+        if let heldIn { response.headers.set("Depot-Held-In", heldIn) }
+        return response
+    }
+
+    private func produce(_ messages: [OutgoingMessage], in store: String) async throws -> ProducerReceipt {
+        do {
+            return try await producer.store(messages, in: store)
+        } catch let error as StoreError {
+            throw HTTPError(error.code == .undeclaredStore ? 404 : 400, error.description)
+        } catch where Producer.isUnavailability(error) {
+            throw HTTPError(503, "store \"\(store)\" cannot take messages now (\(error)) and has no guaranteed delivery; "
+                + "retry later, or set guaranteed_delivery and a failover_store on its depot.stores row")
+        } catch let error as PostgresError where error.kind == .server && error.sqlState?.code.hasPrefix("22") == true {
+            throw HTTPError(400, "the database refused the message: \(error.message)")
+        }
+    }
+
+    private func healthz() async -> HTTPResponse {
+        if let problem = await health.problem() {
+            return .json(503, ["status": "unavailable", "node": configuration.node, "reason": problem])
+        }
+        return .json(200, ["status": "ok", "node": configuration.node])
+    }
+
+    private func metricsText() async -> HTTPResponse {
+        let problem = await health.problem()
+        var stores: [StoreStatistics]?
+        if problem == nil {
+            let catalog = StoreCatalog(pool: pool)
+            stores = try? await withDeadline(.seconds(5)) { try await catalog.statistics() }
+        }
+        let text = metrics.render(node: configuration.node, stores: stores, databaseUp: problem == nil)
+        return HTTPResponse(status: 200, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: Data(text.utf8))
+    }
+
+    // MARK: - Checks
+
+    private func storeName(_ segment: String) throws -> String {
+        guard let name = segment.removingPercentEncoding, !name.isEmpty else {
+            throw HTTPError(400, "store name \"\(segment)\" in the path is empty or badly percent-encoded")
+        }
+        return name
+    }
+
+    private func allow(_ methods: [String], _ request: HTTPRequest) throws {
+        guard methods.contains(request.method) else {
+            throw HTTPError(405, "\(request.path) takes \(methods.joined(separator: " or ")), not \(request.method)")
+        }
+    }
+
+    private func authorize(_ request: HTTPRequest) throws {
+        guard let token = configuration.token else { return }
+        guard let given = request.headers["Authorization"] else {
+            throw HTTPError(401, "this node needs Authorization: Bearer TOKEN (the node's DEPOT_HTTP_TOKEN)")
+        }
+        let prefix = "bearer "
+        guard given.lowercased().hasPrefix(prefix), Self.constantTimeEqual(Array(given.utf8.dropFirst(prefix.count)), Array(token.utf8)) else {
+            throw HTTPError(401, "the bearer token is wrong; send Authorization: Bearer TOKEN with the node's DEPOT_HTTP_TOKEN")
+        }
+    }
+
+    /// Compares without stopping at the first difference, so timing does not leak the token.
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        var difference = UInt8(a.count == b.count ? 0 : 1)
+        for index in 0..<max(a.count, b.count) {
+            difference |= (index < a.count ? a[index] : 0) ^ (index < b.count ? b[index] : 0)
+        }
+        return difference == 0
+    }
+}
