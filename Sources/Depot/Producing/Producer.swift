@@ -47,6 +47,12 @@ public final class Producer: Sendable {
         routes = StoreRoutes(pool: pool, file: configuration.routesFile)
     }
 
+    /// Reads the store rows now, so that failover works even when the database goes away before
+    /// the first message (a node does this at start). Throws when the database cannot be read.
+    public func refreshRoutes() async throws {
+        try await routes.refresh()
+    }
+
     /// Stores one message into store `name`.
     public func store(_ message: OutgoingMessage, in name: String) async throws -> ProducerReceipt {
         try await store([message], in: name)

@@ -53,6 +53,7 @@ let nodeCommand = Command(
         let token = ProcessInfo.processInfo.environment["DEPOT_HTTP_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         let producer = Producer(pool: pool, stores: stores, configuration: Producer.Configuration(
             primaryTimeout: primaryTimeout, routesFile: journalFolder.appendingPathComponent("stores.json")), metrics: metrics)
+        Task { try? await producer.refreshRoutes() }
         let ingress = IngressService(.init(node: name, token: token), producer: producer, pool: pool, metrics: metrics)
         let started = ingress.server(host: listen.host, port: listen.port, limits: HTTPLimits(bodyBytes: maximumBody))
         do { try started.start() } catch {
