@@ -11,6 +11,13 @@ struct ConformanceTests {
         try await MessageStoreConformance { MemoryStore(name: "conformance") }.run(check)
     }
 
+    @Test("JournalStore", arguments: ConformanceCheck.all)
+    func journal(_ check: ConformanceCheck) async throws {
+        try await withJournalFolder { folder in
+            try await MessageStoreConformance { try JournalStore(name: "conformance", folder: folder) }.run(check)
+        }
+    }
+
     @Test("PostgresStore", arguments: ConformanceCheck.all)
     func postgres(_ check: ConformanceCheck) async throws {
         let pool = try await TestDatabase.shared()

@@ -25,13 +25,39 @@ public actor MemoryStore: MessageStore {
         self.now = now
     }
 
+    /// A store holding `restored` as they were stored (ids, dates, priorities, keys kept), in
+    /// that arrival order and ready to claim, and remembering `keys`: what a journal replays.
+    init(name: String, restoring restored: [Message], keys: [String: UUID], now: @escaping @Sendable () -> Date = { Date() }) {
+        var entries: [UUID: Entry] = [:]
+        for (index, message) in restored.enumerated() {
+            var message = message
+            message.store = name
+            message.attempts = 0
+            message.sequence = index + 1
+            entries[message.id] = Entry(message: message)
+        }
+        self.name = name
+        self.now = now
+        self.keys = keys
+        messages = entries
+        nextSequence = restored.count + 1
+    }
+
     public func store(_ message: OutgoingMessage) async throws -> StoreReceipt {
         try await store([message])[0]
     }
 
     public func store(_ batch: [OutgoingMessage]) async throws -> [StoreReceipt] {
+        store(batch, logging: { _ in () }).receipts
+    }
+
+    /// `store`, handing the messages it created to `log` inside the actor, before any other call
+    /// can see them: a write-ahead log records changes in the order they happened.
+    func store<Logged: Sendable>(_ batch: [OutgoingMessage], logging log: @Sendable ([Message]) -> Logged)
+        -> (receipts: [StoreReceipt], logged: Logged) {
         let time = now()
-        return batch.map { outgoing in
+        var created: [Message] = []
+        let receipts = batch.map { outgoing in
             if let key = outgoing.idempotencyKey, let first = keys[key] {
                 return StoreReceipt(id: first, created: false)
             }
@@ -47,8 +73,10 @@ public actor MemoryStore: MessageStore {
             nextSequence += 1
             messages[id] = Entry(message: message)
             if let key = outgoing.idempotencyKey { keys[key] = id }
+            created.append(message)
             return StoreReceipt(id: id, created: true)
         }
+        return (receipts, log(created))
     }
 
     public func claim(limit: Int, consumer: String, lease: Duration) async throws -> [Message] {
@@ -79,12 +107,18 @@ public actor MemoryStore: MessageStore {
 
     @discardableResult
     public func ack(_ ids: [UUID], consumer: String) async throws -> Int {
-        var removed = 0
+        ack(ids, consumer: consumer, logging: { _ in () }).count
+    }
+
+    /// `ack`, handing the ids it removed to `log` inside the actor.
+    func ack<Logged: Sendable>(_ ids: [UUID], consumer: String, logging log: @Sendable ([UUID]) -> Logged)
+        -> (count: Int, logged: Logged) {
+        var removed: [UUID] = []
         for id in Set(ids) where messages[id]?.lockedBy == consumer {
             messages[id] = nil
-            removed += 1
+            removed.append(id)
         }
-        return removed
+        return (removed.count, log(removed))
     }
 
     @discardableResult
@@ -122,10 +156,16 @@ public actor MemoryStore: MessageStore {
 
     @discardableResult
     public func deadLetter(_ id: UUID, consumer: String, reason: DeadLetterReason) async throws -> Bool {
-        guard let entry = messages[id], entry.lockedBy == consumer else { return false }
+        deadLetter(id, consumer: consumer, reason: reason, logging: { _ in () }).moved
+    }
+
+    /// `deadLetter`, handing the id it took out of line (none or one) to `log` inside the actor.
+    func deadLetter<Logged: Sendable>(_ id: UUID, consumer: String, reason: DeadLetterReason,
+                                      logging log: @Sendable ([UUID]) -> Logged) -> (moved: Bool, logged: Logged) {
+        guard let entry = messages[id], entry.lockedBy == consumer else { return (false, log([])) }
         messages[id] = nil
         deadLetters[id] = (entry.message, reason)
-        return true
+        return (true, log([id]))
     }
 
     public func counts() async throws -> StoreCounts {
@@ -150,8 +190,21 @@ public actor MemoryStore: MessageStore {
 
     @discardableResult
     public func purge() async throws -> Int {
-        defer { messages.removeAll() }
-        return messages.count
+        purge(logging: { _ in () }).count
+    }
+
+    /// `purge`, handing the ids it removed to `log` inside the actor.
+    func purge<Logged: Sendable>(logging log: @Sendable ([UUID]) -> Logged) -> (count: Int, logged: Logged) {
+        let removed = Array(messages.keys)
+        messages.removeAll()
+        return (removed.count, log(removed))
+    }
+
+    /// Takes out messages whose arrival could not be logged, and the idempotency keys that name them.
+    func forget(_ ids: [UUID]) {
+        let gone = Set(ids)
+        gone.forEach { messages[$0] = nil }
+        keys = keys.filter { !gone.contains($0.value) }
     }
 
     /// The dead letters with their reasons, oldest message first.

@@ -8,7 +8,7 @@ import Foundation
 /// then arrival order; messages sharing a group key go out one at a time, in arrival order,
 /// across all consumers.
 ///
-/// `PostgresStore` and `MemoryStore` conform; a store of your own can run `DepotConformance`.
+/// `PostgresStore`, `MemoryStore` and `JournalStore` conform; a store of your own can run `DepotConformance`.
 public protocol MessageStore: Sendable {
     /// The store's name.
     var name: String { get }
