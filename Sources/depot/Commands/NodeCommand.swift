@@ -42,10 +42,10 @@ let nodeCommand = Command(
     let primaryTimeout = try arguments.duration("primary-timeout") ?? .seconds(5)
     guard primaryTimeout > .zero else { throw CLIFailure.usage("--primary-timeout must be longer than 0") }
     let connections = try arguments.integer("connections", in: 2...1000) ?? 10
-    let journalFolder = arguments.value("journal").map { URL(fileURLWithPath: $0) } ?? URL(fileURLWithPath: ".depot/journal") // TODO-merge
+    let journalFolder = arguments.value("journal").map { URL(fileURLWithPath: $0) } ?? StoreDirectory.defaultJournalFolder
 
     let pool = ConnectionPool(.fromEnvironment(), maximumConnections: connections)
-    let stores = StoreDirectory(pool: pool) // TODO-merge
+    let stores = StoreDirectory(pool: pool, journalFolder: journalFolder)
     let metrics = NodeMetrics()
     let node = Node(configuration, pool: pool, stores: stores, metrics: metrics)
     var server: HTTPServer?
