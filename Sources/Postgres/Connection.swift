@@ -38,10 +38,14 @@ public final class Connection: @unchecked Sendable {
 
     /// Opens a connection. Throws a `.connection` error that names the server and never the password.
     public static func connect(_ configuration: ConnectionConfiguration = .fromEnvironment()) async throws -> Connection {
+        // A thread of its own: connecting blocks for up to connect_timeout, and Dispatch's global
+        // queue runs only about one such job per core, so a few slow connects would stall the rest.
         try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
+            let thread = Thread {
                 continuation.resume(with: Result { try openHandle(configuration) })
             }
+            thread.name = "depot.postgres.connect"
+            thread.start()
         }
     }
 

@@ -50,8 +50,9 @@ public final class ChildProcess: @unchecked Sendable {
     /// (128 + signal number when a signal ended it).
     public func wait() async -> Int32 {
         if let status = lock.withLock({ exitStatus }) { return status }
+        // waitpid blocks: on a thread of its own, not on Dispatch's few global workers.
         return await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
+            Thread {
                 var raw: Int32 = 0
                 var status: Int32
                 while true {
@@ -65,7 +66,7 @@ public final class ChildProcess: @unchecked Sendable {
                 }
                 self.lock.withLock { if self.exitStatus == nil { self.exitStatus = status } }
                 continuation.resume(returning: self.lock.withLock { self.exitStatus! })
-            }
+            }.start()
         }
     }
 

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Where an imported definition was written: a file and the line of its element.
-public struct SourceLocation: Sendable, Equatable, Codable, CustomStringConvertible {
+public struct XMLSourceLocation: Sendable, Equatable, Codable, CustomStringConvertible {
     public var file: String
     public var line: Int
     public init(file: String, line: Int) {
@@ -22,12 +22,12 @@ public struct ImportNote: Sendable, Equatable, Codable, CustomStringConvertible 
         case error
     }
     public var severity: Severity
-    public var location: SourceLocation
+    public var location: XMLSourceLocation
     /// The element it is about, as written: `messageStore JMSMS`, `parameter java.naming.provider.url`.
     public var subject: String
     public var message: String
 
-    public init(_ severity: Severity, _ location: SourceLocation, _ subject: String, _ message: String) {
+    public init(_ severity: Severity, _ location: XMLSourceLocation, _ subject: String, _ message: String) {
         self.severity = severity
         self.location = location
         self.subject = subject
@@ -44,7 +44,7 @@ public struct ImportSource: Sendable, Equatable, Codable {
     public var name: String
     /// The Synapse class (stores, processors) or endpoint type (`address`, `http`).
     public var type: String
-    public var location: SourceLocation
+    public var location: XMLSourceLocation
 }
 
 /// A `depot.stores` row as the import writes it. Failover columns are set after every store exists.

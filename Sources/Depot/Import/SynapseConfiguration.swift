@@ -7,7 +7,7 @@ public let synapseNamespace = "http://ws.apache.org/ns/synapse"
 public struct SynapseParameter: Sendable, Equatable {
     public var name: String
     public var value: String
-    public var location: SourceLocation
+    public var location: XMLSourceLocation
 }
 
 /// A `<messageStore name class>` definition.
@@ -16,7 +16,7 @@ public struct SynapseMessageStore: Sendable, Equatable {
     /// nil when the attribute is absent: Synapse then uses its in-memory store.
     public var className: String?
     public var parameters: [SynapseParameter]
-    public var location: SourceLocation
+    public var location: XMLSourceLocation
 }
 
 /// A `<messageProcessor name class messageStore targetEndpoint>` definition.
@@ -26,14 +26,14 @@ public struct SynapseMessageProcessor: Sendable, Equatable {
     public var messageStore: String?
     public var targetEndpoint: String?
     public var parameters: [SynapseParameter]
-    public var location: SourceLocation
+    public var location: XMLSourceLocation
 }
 
 /// A named `<endpoint>`; its child (`address`, `http`, `wsdl`, `loadbalance`…) says its type.
 public struct SynapseEndpoint: Sendable, Equatable {
     public var name: String
     public var element: XMLElementNode
-    public var location: SourceLocation
+    public var location: XMLSourceLocation
 }
 
 /// A named `<sequence>`: mediation Depot does not run, read only to see whether it is a plain
@@ -41,7 +41,7 @@ public struct SynapseEndpoint: Sendable, Equatable {
 public struct SynapseSequence: Sendable, Equatable {
     public var name: String
     public var mediators: [XMLElementNode]
-    public var location: SourceLocation
+    public var location: XMLSourceLocation
 }
 
 /// Message stores, processors, endpoints and sequences read from Synapse XML files, and notes on
@@ -82,7 +82,7 @@ public struct SynapseConfiguration: Sendable, Equatable {
     }
 
     private mutating func readTopLevel(_ element: XMLElementNode, file: String) {
-        let location = SourceLocation(file: file, line: element.line)
+        let location = XMLSourceLocation(file: file, line: element.line)
         guard isSynapse(element) else {
             notes.append(ImportNote(.warning, location, element.qualifiedName,
                                     "not a Synapse element (namespace \(element.namespace ?? "none")); not imported"))
@@ -119,7 +119,7 @@ public struct SynapseConfiguration: Sendable, Equatable {
     private mutating func parameters(of element: XMLElementNode, file: String) -> [SynapseParameter] {
         var found: [SynapseParameter] = []
         for child in element.children {
-            let location = SourceLocation(file: file, line: child.line)
+            let location = XMLSourceLocation(file: file, line: child.line)
             if child.name == "parameter", let name = child.attributes["name"] {
                 found.append(SynapseParameter(name: name, value: child.text, location: location))
             } else if child.name == "description" {
@@ -130,7 +130,7 @@ public struct SynapseConfiguration: Sendable, Equatable {
             }
         }
         if !element.text.isEmpty {
-            notes.append(ImportNote(.warning, SourceLocation(file: file, line: element.line), "\(element.name) \(element.attributes["name"] ?? "")",
+            notes.append(ImportNote(.warning, XMLSourceLocation(file: file, line: element.line), "\(element.name) \(element.attributes["name"] ?? "")",
                                     "text outside any <parameter> (\"\(element.text.prefix(40))\"); ignored"))
         }
         return found
@@ -138,7 +138,7 @@ public struct SynapseConfiguration: Sendable, Equatable {
 
     private mutating func unexpectedAttributes(_ element: XMLElementNode, allowed: Set<String>, file: String) {
         for attribute in element.attributes.keys.sorted() where !allowed.contains(attribute) && !attribute.hasPrefix("xmlns") {
-            notes.append(ImportNote(.warning, SourceLocation(file: file, line: element.line),
+            notes.append(ImportNote(.warning, XMLSourceLocation(file: file, line: element.line),
                                     "\(element.name) \(element.attributes["name"] ?? "")", "unknown attribute \(attribute); ignored"))
         }
     }

@@ -39,8 +39,8 @@ public enum SynapseMapping {
         return plan
     }
 
-    private static func rejectDuplicates(_ names: [(String, SourceLocation)], _ element: String, into plan: inout ImportPlan) {
-        var first: [String: SourceLocation] = [:]
+    private static func rejectDuplicates(_ names: [(String, XMLSourceLocation)], _ element: String, into plan: inout ImportPlan) {
+        var first: [String: XMLSourceLocation] = [:]
         for (name, location) in names {
             if let earlier = first[name] {
                 plan.errors.append(ImportNote(.error, location, "\(element) \(name)", "is also defined at \(earlier); give each a distinct name"))
@@ -100,7 +100,7 @@ public enum SynapseMapping {
         let element = endpoint.element
         let kinds = element.children.filter { !["description", "property", "parameter"].contains($0.name) }
         for child in element.children where ["property", "parameter"].contains(child.name) {
-            plan.notes.append(ImportNote(.warning, SourceLocation(file: endpoint.location.file, line: child.line),
+            plan.notes.append(ImportNote(.warning, XMLSourceLocation(file: endpoint.location.file, line: child.line),
                                          "\(subject) <\(child.name) \(child.attributes["name"] ?? "")>",
                                          "not mapped: endpoint properties are Synapse mediation state; set depot.endpoints.headers for HTTP headers"))
         }
@@ -113,7 +113,7 @@ public enum SynapseMapping {
             return nil
         }
         for extra in kinds.dropFirst() {
-            plan.notes.append(ImportNote(.warning, SourceLocation(file: endpoint.location.file, line: extra.line), "\(subject) <\(extra.name)>",
+            plan.notes.append(ImportNote(.warning, XMLSourceLocation(file: endpoint.location.file, line: extra.line), "\(subject) <\(extra.name)>",
                                          "a second endpoint definition inside one endpoint; ignored"))
         }
         let url = body.name == "address" ? body.attributes["uri"] : body.attributes["uri-template"]
@@ -134,7 +134,7 @@ public enum SynapseMapping {
                                          "not mapped: Depot sends the stored payload as it is, with its content type"))
         }
         for child in body.children {
-            let location = SourceLocation(file: endpoint.location.file, line: child.line)
+            let location = XMLSourceLocation(file: endpoint.location.file, line: child.line)
             switch child.name {
             case "timeout":
                 if let duration = child.child("duration")?.text {
