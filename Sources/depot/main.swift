@@ -5,7 +5,12 @@ import Glibc
 #endif
 
 /// Every verb, in the order `depot --help` lists them.
-let commands: [Command] = [migrateCommand, storeCommand, statsCommand, storesCommand, nodeCommand, echoServerCommand]
+let commands: [Command] = [
+    migrateCommand, storeCommand, statsCommand, storesCommand, peekCommand, processorsCommand, processorCommand,
+    deadLettersCommand, nodesCommand, nodeCommand, echoServerCommand,
+]
+
+private let verbWidth = commands.map(\.name.count).max() ?? 0
 
 let overview = """
     depot — a PostgreSQL-backed store-and-forward message system.
@@ -13,7 +18,7 @@ let overview = """
     Usage: depot VERB [arguments] [options]      depot VERB --help for a verb's options
 
     Verbs:
-    \(commands.map { "  \($0.name.padding(toLength: 9, withPad: " ", startingAt: 0)) \($0.summary)" }.joined(separator: "\n"))
+    \(commands.map { "  \($0.name.padding(toLength: verbWidth, withPad: " ", startingAt: 0)) \($0.summary)" }.joined(separator: "\n"))
 
     Database: DEPOT_DATABASE_URL (a postgres:// URL or a conninfo string); without it libpq's
     PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE apply.
