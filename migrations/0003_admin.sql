@@ -29,6 +29,10 @@ CREATE TABLE depot.processor_stats (
 -- The hourly prune by minute alone.
 CREATE INDEX processor_stats_minute ON depot.processor_stats (minute);
 
+-- Newest dead letters first across every store (depot dead-letters): without it each listing
+-- sorts the whole table. Dead-lettering is rare, so the extra index write costs little.
+CREATE INDEX dead_letters_dead_at ON depot.dead_letters (dead_at);
+
 -- Whether a node's heartbeat is recent: within 3 of its intervals (5 s when it did not say).
 CREATE FUNCTION depot.node_alive(heartbeat_at timestamptz, heartbeat_interval_ms integer) RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE AS $$

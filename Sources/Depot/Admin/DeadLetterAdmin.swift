@@ -28,14 +28,22 @@ public struct DeadLetterAdmin: Sendable {
         let idFilter: [UUID]? = ids.isEmpty ? nil : ids
         return try await AdminError.translating {
             if let store { try await pool.query("SELECT depot.require_store(\(store))") }
-            // Why the dead_at order: dead_letters_store (store, dead_at) serves it for one store.
-            return try await pool.query("""
-                SELECT id, store, reason, status_code, last_error, processor, node, attempts, dead_at
-                FROM depot.dead_letters
-                WHERE (\(store)::text IS NULL OR store = \(store)) AND (\(idFilter)::uuid[] IS NULL OR id = ANY(\(idFilter)))
-                ORDER BY dead_at DESC, id
-                LIMIT \(limit)
-                """).map { row in
+            // Why two statements: "store = $1" (not "$1 IS NULL OR store = $1") lets the planner walk
+            // dead_letters_store, or dead_letters_dead_at for every store, newest first, and stop at the limit.
+            let rows = if let store {
+                try await pool.query("""
+                    SELECT \(unsafeRaw: Self.summaryColumns) FROM depot.dead_letters
+                    WHERE store = \(store) AND (\(idFilter)::uuid[] IS NULL OR id = ANY(\(idFilter)))
+                    ORDER BY dead_at DESC, id LIMIT \(limit)
+                    """)
+            } else {
+                try await pool.query("""
+                    SELECT \(unsafeRaw: Self.summaryColumns) FROM depot.dead_letters
+                    WHERE \(idFilter)::uuid[] IS NULL OR id = ANY(\(idFilter))
+                    ORDER BY dead_at DESC, id LIMIT \(limit)
+                    """)
+            }
+            return try rows.map { row in
                 let (id, store, reason, status, error, processor, node, attempts, deadAt) =
                     try row.decode((UUID, String, String, Int?, String?, String?, String?, Int, Date).self)
                 return DeadLetterSummary(id: id, store: store, reason: reason, statusCode: status, lastError: error,
@@ -43,6 +51,8 @@ public struct DeadLetterAdmin: Sendable {
             }
         }
     }
+
+    static let summaryColumns = "id, store, reason, status_code, last_error, processor, node, attempts, dead_at"
 
     /// Moves the chosen dead letters back into their stores (same id, attempts 0, after what
     /// waits) with `depot.resend_dead_letters`; returns how many went back.
