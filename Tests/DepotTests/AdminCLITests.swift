@@ -152,7 +152,7 @@ struct AdminCLITests {
         #expect(empty.status == 0 && empty.stdout.hasPrefix("NAME"))
         let node = Node(Cluster.nodeConfiguration("node-a"), pool: pool)
         let running = Task { try await node.run() }
-        let reported = try await eventually(timeout: .seconds(5)) {
+        let reported = try await eventually(timeout: .seconds(10)) {
             try await NodeCatalog(pool: pool).status().first?.processors == ["forwarder": 1]
         }
         #expect(reported)

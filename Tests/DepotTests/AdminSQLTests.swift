@@ -36,7 +36,7 @@ struct AdminSQLTests {
         #expect(try await eventually { echo.snapshot().succeeded == 5 })
 
         // The node reports what it runs and what it delivered with its heartbeats (1 s in tests).
-        let reported = try await eventually(timeout: .seconds(5)) {
+        let reported = try await eventually(timeout: .seconds(10)) {
             let status = try await Self.status(cluster)
             return status?.nodes == ["node-a": 2] && status?.delivered5m == 5
         }
@@ -50,11 +50,11 @@ struct AdminSQLTests {
 
         #expect(try await cluster.rows("SELECT depot.deactivate_processor('forwarder', 'billing maintenance')").first?.decode(at: 0) == true)
         #expect(try await cluster.rows("SELECT depot.deactivate_processor('forwarder')").first?.decode(at: 0) == false)
-        #expect(try await eventually(timeout: .seconds(3)) { await node.node.runningProcessors().isEmpty })
+        #expect(try await eventually(timeout: .seconds(5)) { await node.node.runningProcessors().isEmpty })
         _ = try await cluster.storeTexts("orders", count: 3, prefix: "later")
         try await Task.sleep(for: .milliseconds(700))  // nothing may arrive while it is off
         #expect(echo.snapshot().requests == 5)
-        let stopped = try await eventually(timeout: .seconds(5)) { try await Self.status(cluster)?.nodes.isEmpty == true }
+        let stopped = try await eventually(timeout: .seconds(10)) { try await Self.status(cluster)?.nodes.isEmpty == true }
         #expect(stopped)
         let inactive = try #require(try await Self.status(cluster))
         #expect(!inactive.active)
@@ -62,8 +62,8 @@ struct AdminSQLTests {
 
         #expect(try await ProcessorAdmin(pool: cluster.pool).activate("forwarder"))
         #expect(try await ProcessorAdmin(pool: cluster.pool).activate("forwarder") == false)
-        #expect(try await eventually(timeout: .seconds(5)) { echo.snapshot().succeeded == 8 })
-        let resumed = try await eventually(timeout: .seconds(5)) {
+        #expect(try await eventually(timeout: .seconds(10)) { echo.snapshot().succeeded == 8 })
+        let resumed = try await eventually(timeout: .seconds(10)) {
             let status = try await Self.status(cluster)
             return status?.active == true && status?.deactivatedReason == nil && status?.delivered5m == 8
         }
@@ -97,7 +97,7 @@ struct AdminSQLTests {
         let node = cluster.startNode("node-a")
         let ids = try await cluster.storeTexts("orders", count: 3)
         #expect(try await eventually { try await cluster.integer("SELECT count(*) FROM depot.dead_letters") == 3 })
-        let failed = try await eventually(timeout: .seconds(5)) {
+        let failed = try await eventually(timeout: .seconds(10)) {
             let status = try await Self.status(cluster)
             return status?.failed5m == 6 && status?.deadLettered5m == 3
         }
@@ -115,8 +115,8 @@ struct AdminSQLTests {
         #expect(try await eventually { echo.snapshot().succeeded == 3 })
         #expect(Set(echo.snapshot().byMessage.keys.map { $0.lowercased() }) == Set(ids.map { $0.uuidString.lowercased() }))
         #expect(try await cluster.integer("SELECT count(*) FROM depot.dead_letters") == 0)
-        #expect(try await cluster.integer("SELECT count(*) FROM depot.messages") == 0)
-        let delivered = try await eventually(timeout: .seconds(5)) { try await Self.status(cluster)?.delivered5m == 3 }
+        #expect(try await eventually { try await cluster.integer("SELECT count(*) FROM depot.messages") == 0 })  // acked after the answer
+        let delivered = try await eventually(timeout: .seconds(10)) { try await Self.status(cluster)?.delivered5m == 3 }
         #expect(delivered)
         try await node.stop()
     }
@@ -210,12 +210,13 @@ struct AdminSQLTests {
             INSERT INTO depot.processors (name, kind, store, handler) VALUES ('audit', 'sampling', 'orders', 'log');
             INSERT INTO depot.nodes (name, heartbeat_at, heartbeat_interval_ms, processors)
             VALUES ('stale', now() - interval '4 seconds', 1000, '{"audit": 3}'),
-                   ('fresh', now() - interval '2 seconds', 1000, '{"audit": 1}'),
+                   ('fresh', now() - interval '2 seconds', 60000, '{"audit": 1}'),
                    ('old-node', now() - interval '4 seconds', NULL, '{}');
             """)
         let nodes = try await NodeCatalog(pool: cluster.pool).status()
         #expect(nodes.map(\.name) == ["fresh", "old-node", "stale"])
-        #expect(nodes.map(\.alive) == [true, true, false])  // no interval: 5 s, so 15 s of grace
+        // stale: 4 s > 3 × 1 s; fresh: 3 minutes of grace; old-node (no interval): 5 s, so 15 s.
+        #expect(nodes.map(\.alive) == [true, true, false])
         #expect(try await Self.status(cluster, "audit")?.nodes == ["fresh": 1])
     }
 
