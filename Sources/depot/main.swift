@@ -5,11 +5,12 @@ import Glibc
 #endif
 
 /// Every verb, in the order `depot --help` lists them.
-let commands: [Command] = [migrateCommand, storeCommand, statsCommand, storesCommand, nodeCommand, echoServerCommand,
-                           importSynapseCommand]
+let commands: [Command] = [
+    migrateCommand, storeCommand, statsCommand, storesCommand, peekCommand, processorsCommand, processorCommand,
+    deadLettersCommand, nodesCommand, nodeCommand, echoServerCommand, importSynapseCommand,
+]
 
-/// The widest verb name, so the summaries line up.
-let nameWidth = commands.map(\.name.count).max() ?? 9
+private let verbWidth = commands.map(\.name.count).max() ?? 0
 
 let overview = """
     depot — a PostgreSQL-backed store-and-forward message system.
@@ -17,7 +18,7 @@ let overview = """
     Usage: depot VERB [arguments] [options]      depot VERB --help for a verb's options
 
     Verbs:
-    \(commands.map { "  \($0.name.padding(toLength: nameWidth, withPad: " ", startingAt: 0)) \($0.summary)" }.joined(separator: "\n"))
+    \(commands.map { "  \($0.name.padding(toLength: verbWidth, withPad: " ", startingAt: 0)) \($0.summary)" }.joined(separator: "\n"))
 
     Database: DEPOT_DATABASE_URL (a postgres:// URL or a conninfo string); without it libpq's
     PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE apply.

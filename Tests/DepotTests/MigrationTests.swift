@@ -46,7 +46,9 @@ struct MigrationTests {
             }
             return try await group.reduce(into: [Int]()) { $0.append($1) }
         }
-        #expect(applied.sorted() == [0, 0, 0, Migration.all.count])
+        // Each migration takes the lock in its own transaction, so the work may be shared among
+        // the four; what matters is that every migration is applied exactly once.
+        #expect(applied.reduce(0, +) == Migration.all.count, "applied per node: \(applied)")
         let connection = try await Connection.connect(configuration)
         defer { connection.close() }
         let versions = try await Migrator().appliedVersions(on: connection)

@@ -31,6 +31,9 @@ public struct StoreStatistics: Sendable, Equatable, Codable {
     public var deadLetters: Int
     /// Seconds the oldest ready message has waited since it was stored; nil when none is ready.
     public var oldestReadyAgeSeconds: Double?
+    /// True when the store is too big to count cheaply (over 100,000 messages or dead letters)
+    /// and the counts are estimates.
+    public var estimated: Bool = false
 }
 
 /// Declares, lists and removes stores, and reads their statistics: the admin side of `depot.stores`.
@@ -80,12 +83,13 @@ public struct StoreCatalog: Sendable {
     /// `depot.store_stats`, by store name.
     public func statistics() async throws -> [StoreStatistics] {
         try await pool.query("""
-            SELECT store, kind, ready, delayed, in_flight, dead_letters, oldest_ready_age_seconds
+            SELECT store, kind, ready, delayed, in_flight, dead_letters, oldest_ready_age_seconds, estimated
             FROM depot.store_stats ORDER BY store
             """).map { row in
-            let (store, kind, ready, delayed, inFlight, dead, age) = try row.decode((String, String, Int, Int, Int, Int, Double?).self)
+            let (store, kind, ready, delayed, inFlight, dead, age, estimated) =
+                try row.decode((String, String, Int, Int, Int, Int, Double?, Bool).self)
             return StoreStatistics(store: store, kind: kind, ready: ready, delayed: delayed, inFlight: inFlight,
-                                   deadLetters: dead, oldestReadyAgeSeconds: age)
+                                   deadLetters: dead, oldestReadyAgeSeconds: age, estimated: estimated)
         }
     }
 

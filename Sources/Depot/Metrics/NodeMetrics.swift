@@ -31,12 +31,34 @@ public final class NodeMetrics: @unchecked Sendable {
     private var httpResponses: [Int: UInt64] = [:]
     private var heldInFailover: [String: UInt64] = [:]
     private var stored: [String: UInt64] = [:]
+    /// What happened since the last `takeActivity()`, by processor: what heartbeats write to
+    /// `depot.processor_stats`.
+    private var activity: [String: ProcessorActivity] = [:]
 
     public init() {}
 
-    /// Counts `event` for `processor`.
-    public func record(_ event: ProcessorEvent, processor: String) {
-        lock.withLock { processorEvents[processor, default: [:]][event, default: 0] += 1 }
+    /// Counts `event` for `processor`; `error` (with `.failed`) is remembered as its last failure.
+    public func record(_ event: ProcessorEvent, processor: String, error: String? = nil) {
+        lock.withLock {
+            processorEvents[processor, default: [:]][event, default: 0] += 1
+            activity[processor, default: ProcessorActivity(processor: processor)].count(event, error: error, at: Date())
+        }
+    }
+
+    /// The activity since the last call, by processor name, and starts counting afresh. A caller
+    /// that could not write it gives it back with `restoreActivity(_:)`, so nothing is lost.
+    public func takeActivity() -> [ProcessorActivity] {
+        lock.withLock {
+            defer { activity.removeAll() }
+            return activity.values.filter { !$0.isEmpty }.sorted { $0.processor < $1.processor }
+        }
+    }
+
+    /// Adds back activity taken by `takeActivity()` that could not be written.
+    public func restoreActivity(_ taken: [ProcessorActivity]) {
+        lock.withLock {
+            for item in taken { activity[item.processor, default: ProcessorActivity(processor: item.processor)].merge(item) }
+        }
     }
 
     /// Adds one delivery attempt's duration to `processor`'s latency histogram.

@@ -53,6 +53,8 @@ public actor Node {
     private var finishing: [UUID: Task<Void, Never>] = [:]
     private let reconcileSignal = WakeSignal()
     private let stopSignal = WakeSignal()
+    /// Woken when the processors running here change, so the database hears of it at once.
+    private let beatSignal = WakeSignal()
     private var stopping = false
 
     /// - Parameters:
@@ -93,6 +95,7 @@ public actor Node {
         for (_, entry) in running { await entry.task.value }
         for task in finishing.values { await task.value }
         running.removeAll()
+        await report()  // what the members did since the last beat, before the row goes
         do { try await registry.deregister(name) } catch { NodeLog.warning(node: name, "could not deregister: \(error)") }
         NodeLog.info(node: name, "node stopped")
     }
@@ -103,8 +106,7 @@ public actor Node {
         var attempt = 0
         while !stopping {
             do {
-                try await registry.register(configuration.name, host: ProcessInfo.processInfo.hostName,
-                                            pid: Int(ProcessInfo.processInfo.processIdentifier), version: depotVersion)
+                try await register()
                 return true
             } catch let error as PostgresError where configuration.waitForDatabase && error.isConnectionLoss {
                 attempt += 1
@@ -120,6 +122,7 @@ public actor Node {
         stopping = true
         reconcileSignal.close()
         stopSignal.close()
+        beatSignal.close()
     }
 
     /// Processor names running here now, with their member counts.
@@ -151,6 +154,8 @@ public actor Node {
         }
         // Restart what changed, and what stopped itself while its row stayed active (a deactivation
         // that did not reach the database, or a row reactivated before this node saw it go off).
+        let before = runningProcessors()
+        defer { if runningProcessors() != before { beatSignal.wake() } }
         for (name, entry) in running where plans[name]?.fingerprint != entry.runtime.plan.fingerprint || entry.runtime.isStopping {
             entry.runtime.stop()
             let id = UUID()
@@ -227,17 +232,34 @@ public actor Node {
 
     private func beat() async {
         while !Task.isCancelled {
-            await stopSignal.wait(timeout: configuration.heartbeatInterval)
+            await beatSignal.wait(timeout: configuration.heartbeatInterval)
             if Task.isCancelled || stopping { return }
-            do {
-                if try await !registry.heartbeat(configuration.name) {
-                    try await registry.register(configuration.name, host: ProcessInfo.processInfo.hostName,
-                                                pid: Int(ProcessInfo.processInfo.processIdentifier), version: depotVersion)
-                }
-            } catch {
-                NodeLog.warning(node: configuration.name, "heartbeat failed: \(error)")
+            if await !report() {
+                do { try await register() } catch { NodeLog.warning(node: configuration.name, "could not register again: \(error)") }
             }
         }
+    }
+
+    /// One heartbeat: alive, what runs here, and the processors' activity since the last one
+    /// (given back to the metrics when it cannot be written, so the next beat carries it).
+    /// Returns false only when the node's row is gone (an operator removed it).
+    @discardableResult
+    private func report() async -> Bool {
+        let activity = metrics.takeActivity()
+        do {
+            return try await registry.heartbeat(configuration.name, running: runningProcessors(),
+                                                heartbeatInterval: configuration.heartbeatInterval, activity: activity)
+        } catch {
+            metrics.restoreActivity(activity)
+            NodeLog.warning(node: configuration.name, "heartbeat failed: \(error)")
+            return true
+        }
+    }
+
+    private func register() async throws {
+        try await registry.register(configuration.name, host: ProcessInfo.processInfo.hostName,
+                                    pid: Int(ProcessInfo.processInfo.processIdentifier), version: depotVersion,
+                                    heartbeatInterval: configuration.heartbeatInterval)
     }
 }
 

@@ -17,12 +17,16 @@ public struct NodeRegistry: Sendable {
 
     public init(pool: ConnectionPool) { self.pool = pool }
 
-    /// Registers `name` (taking over a row left by an earlier run of the same name).
-    public func register(_ name: String, host: String, pid: Int, version: String) async throws {
+    /// Registers `name` (taking over a row left by an earlier run of the same name), running nothing yet.
+    /// - Parameter heartbeatInterval: how often it will beat; views call it alive within 3 of these. Default nil (5 s).
+    public func register(_ name: String, host: String, pid: Int, version: String, heartbeatInterval: Duration? = nil) async throws {
+        let interval = heartbeatInterval.map { Int32(clamping: $0.milliseconds) }
         try await pool.query("""
-            INSERT INTO depot.nodes (name, host, pid, version) VALUES (\(name), \(host), \(Int32(clamping: pid)), \(version))
+            INSERT INTO depot.nodes (name, host, pid, version, heartbeat_interval_ms)
+            VALUES (\(name), \(host), \(Int32(clamping: pid)), \(version), \(interval))
             ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid, version = excluded.version,
-                started_at = now(), heartbeat_at = now()
+                started_at = now(), heartbeat_at = now(), processors = '{}',
+                heartbeat_interval_ms = excluded.heartbeat_interval_ms
             """)
     }
 
@@ -30,6 +34,55 @@ public struct NodeRegistry: Sendable {
     @discardableResult
     public func heartbeat(_ name: String) async throws -> Bool {
         try await pool.query("UPDATE depot.nodes SET heartbeat_at = now() WHERE name = \(name)").affectedRows == 1
+    }
+
+    /// Marks `name` alive now with what it runs (processor → members), and adds its processors'
+    /// `activity` since the last beat to `depot.processor_stats`, pruning rows older than an hour.
+    /// One statement, so a beat is all or nothing. Returns false when the node's row is gone
+    /// (the activity is written all the same).
+    @discardableResult
+    public func heartbeat(_ name: String, running: [String: Int], heartbeatInterval: Duration,
+                          activity: [ProcessorActivity]) async throws -> Bool {
+        let rows = try await pool.query(Self.nodeHeartbeat(name, running: running, heartbeatInterval: heartbeatInterval,
+                                                           activity: activity))
+        return try rows.first?.decode(at: 0, as: Bool.self) ?? false
+    }
+
+    /// Why one statement with CTEs: the beat, the stats and the prune commit together, in one
+    /// round trip per node and interval. The upsert adds to the minute's row (a node beats
+    /// several times a minute); its error replaces the row's only when newer.
+    static func nodeHeartbeat(_ name: String, running: [String: Int], heartbeatInterval: Duration,
+                              activity: [ProcessorActivity]) -> SQL {
+        let processors = (try? JSONB(encoding: running)) ?? JSONB("{}")
+        let interval = Int32(clamping: heartbeatInterval.milliseconds)
+        return """
+            WITH beat AS (
+                UPDATE depot.nodes SET heartbeat_at = now(), processors = \(processors), heartbeat_interval_ms = \(interval)
+                WHERE name = \(name)
+                RETURNING 1
+            ),
+            added AS (
+                INSERT INTO depot.processor_stats AS ps (processor, node, minute, delivered, failed, dead_lettered,
+                                                         last_error, last_error_at)
+                SELECT a.processor, \(name), date_trunc('minute', now()), a.delivered, a.failed, a.dead_lettered,
+                       a.last_error, a.last_error_at
+                FROM unnest(\(activity.map(\.processor)), \(activity.map(\.delivered)), \(activity.map(\.failed)),
+                            \(activity.map(\.deadLettered)), \(activity.map(\.lastError)), \(activity.map(\.lastErrorAt)))
+                     AS a (processor, delivered, failed, dead_lettered, last_error, last_error_at)
+                ON CONFLICT (processor, minute, node) DO UPDATE SET
+                    delivered = ps.delivered + excluded.delivered,
+                    failed = ps.failed + excluded.failed,
+                    dead_lettered = ps.dead_lettered + excluded.dead_lettered,
+                    last_error = CASE WHEN excluded.last_error_at >= ps.last_error_at OR ps.last_error_at IS NULL
+                                      THEN coalesce(excluded.last_error, ps.last_error) ELSE ps.last_error END,
+                    last_error_at = greatest(ps.last_error_at, excluded.last_error_at)
+                RETURNING 1
+            ),
+            pruned AS (
+                DELETE FROM depot.processor_stats WHERE minute < now() - interval '1 hour' RETURNING 1
+            )
+            SELECT EXISTS (SELECT 1 FROM beat)
+            """
     }
 
     /// Removes `name`'s row: the node stopped cleanly.

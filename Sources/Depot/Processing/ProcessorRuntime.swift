@@ -148,7 +148,7 @@ final class ProcessorRuntime: @unchecked Sendable {
         case .rejected(let reason, let response): (reason, response)
         case .delivered: ("", nil)
         }
-        metrics.record(.failed, processor: definition.name)
+        metrics.record(.failed, processor: definition.name, error: failure)
         if let faultHandler = plan.faultHandler {
             await runQuietly(faultHandler, "fault_handler", message, response: response, failure: failure)
         }

@@ -22,5 +22,6 @@ extension Migration {
     public static let all: [Migration] = [
         Migration(file: "0001_schema.sql", bytes: PackageResources._001_schema_sql),
         Migration(file: "0002_processing.sql", bytes: PackageResources._002_processing_sql),
+        Migration(file: "0003_admin.sql", bytes: PackageResources._003_admin_sql),
     ]
 }

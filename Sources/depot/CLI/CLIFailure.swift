@@ -54,6 +54,9 @@ func report(_ error: Error) -> Int32 {
     case let error as StoreError:
         say(error.description)
         return ExitStatus.dataError
+    case let error as AdminError:
+        say(error.description)
+        return ExitStatus.dataError
     case let error as PostgresError where error.kind == .usage:
         say(error.hint.map { "\(error.message); \($0)" } ?? error.message)
         return ExitStatus.configuration

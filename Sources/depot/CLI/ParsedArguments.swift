@@ -5,8 +5,8 @@ struct ParsedArguments: Sendable {
     var values: [String: [String]] = [:]
     var flags: Set<String> = []
 
-    /// Parses `arguments` against `command`'s options. `--name value`, `--name=value`, `-n value`;
-    /// `--` ends the options. Throws a usage error naming the bad option and the help to read.
+    /// Parses `arguments` against `command`'s options. `--name value`, `--name=value`, `-n value`,
+    /// `-n5` (a short option's value attached); `--` ends the options. Throws a usage error naming the bad option and the help to read.
     init(_ arguments: [String], for command: Command) throws {
         self.command = command.name
         var index = 0
@@ -37,6 +37,13 @@ struct ParsedArguments: Sendable {
             if token.hasPrefix("--"), let equals = token.firstIndex(of: "=") {
                 name = String(token[..<equals])
                 inlineValue = String(token[token.index(after: equals)...])
+            } else if !token.hasPrefix("--"), token.count > 2 {
+                // -n5: a short option with its value attached. Anything else (-xyz) is unknown.
+                guard let option = try? spec(String(token.prefix(2))), option.value != nil else {
+                    throw CLIFailure.usage("unknown option \(token) for 'depot \(command.name)'; see depot \(command.name) --help")
+                }
+                name = String(token.prefix(2))
+                inlineValue = String(token.dropFirst(2))
             }
             let option = try spec(name)
             if let placeholder = option.value {

@@ -12,14 +12,26 @@ let storesCommand = Command(
         OptionSpec(name: "description", value: "TEXT", help: "with add: a note for operators"),
         OptionSpec(name: "json", help: "print JSON for scripts"),
     ],
-    notes: "Examples: depot stores add orders     depot stores remove orders     depot stores --json"
+    notes: """
+        The list shows each store's depth (depot stats has the details; ~ marks an estimate); --json prints the definitions.
+        Examples: depot stores add orders     depot stores remove orders     depot stores --json
+        """
 ) { arguments in
     switch arguments.positional.first {
     case nil:
-        let stores = try await withDatabase { try await StoreCatalog(pool: $0).list() }
-        if arguments.flag("json") { return try printJSON(stores) }
-        printTable(["NAME", "KIND", "FAILOVER STORE", "GUARANTEED DELIVERY", "DESCRIPTION"], stores.map {
-            [$0.name, $0.kind, $0.failoverStore ?? "-", $0.guaranteedDelivery ? "yes" : "no", $0.description ?? ""]
+        if arguments.flag("json") {
+            return try printJSON(try await withDatabase { try await StoreCatalog(pool: $0).list() })
+        }
+        let (stores, stats) = try await withDatabase { pool in
+            let catalog = StoreCatalog(pool: pool)
+            return (try await catalog.list(), try await catalog.statistics())
+        }
+        let statsByStore = Dictionary(stats.map { ($0.store, $0) }, uniquingKeysWith: { first, _ in first })
+        printTable(["NAME", "KIND", "READY", "IN FLIGHT", "DEAD", "FAILOVER STORE", "GUARANTEED DELIVERY", "DESCRIPTION"], stores.map {
+            let row = statsByStore[$0.name]
+            let depth = { (value: KeyPath<StoreStatistics, Int>) in row.map { quantity($0[keyPath: value], estimated: $0.estimated) } ?? "-" }
+            return [$0.name, $0.kind, depth(\.ready), depth(\.inFlight), depth(\.deadLetters), $0.failoverStore ?? "-",
+                    $0.guaranteedDelivery ? "yes" : "no", cell($0.description, limit: 60)]
         })
     case "add":
         let name = try arguments.positionals(exactly: 2, usage: "depot stores add NAME [options]")[1]
