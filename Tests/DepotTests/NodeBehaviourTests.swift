@@ -307,8 +307,9 @@ struct NodeBehaviourTests {
         try await node.stop()
         #expect(drained)
         let times = echo.arrivalTimes()
-        // One fire drains all 7 (in batches of 2), so they arrive together.
-        #expect(times.last! - times.first! < .milliseconds(900), "arrivals spread over \(times.last! - times.first!)")
+        // A fire drains the store (in batches of 2), so they arrive together; paced by the
+        // 1 s interval instead they would take 3 s. A loaded machine may split them over two fires.
+        #expect(times.last! - times.first! < .milliseconds(2000), "arrivals spread over \(times.last! - times.first!)")
     }
 }
 
