@@ -303,7 +303,7 @@ struct NodeBehaviourTests {
         try await Self.forwarding(cluster, url: url, columns: ", cron, batch_size", values: ", '* * * * * *', 2")
         let node = cluster.startNode("node-a")
         _ = try await cluster.storeTexts("orders", count: 7)
-        let drained = try await eventually(timeout: .seconds(5)) { echo.snapshot().succeeded == 7 }
+        let drained = try await eventually(timeout: .seconds(20)) { echo.snapshot().succeeded == 7 }
         try await node.stop()
         #expect(drained)
         let times = echo.arrivalTimes()
