@@ -36,6 +36,8 @@ public final class Producer: Sendable {
     let routes: StoreRoutes
     let configuration: Configuration
     let metrics: NodeMetrics?
+    /// One coalescer per store name, created on first use.
+    private let coalescers = CoalescerTable()
 
     /// - Parameters:
     ///   - stores: opens stores by kind; share it with the node that drains the failover stores.
@@ -53,9 +55,10 @@ public final class Producer: Sendable {
         try await routes.refresh()
     }
 
-    /// Stores one message into store `name`.
+    /// Stores one message into store `name`. Messages stored at the same moment by many callers
+    /// share one round trip and one commit; each call returns once its message is committed.
     public func store(_ message: OutgoingMessage, in name: String) async throws -> ProducerReceipt {
-        try await store([message], in: name)
+        try await coalescers.coalescer(for: name) { [self] batch in try await store(batch, in: name) }.store(message)
     }
 
     /// Stores messages into store `name`, all in one place: all in the primary, or all in its
@@ -93,5 +96,20 @@ public final class Producer: Sendable {
         // Out of resources (53…), a cancelled statement, a read-only server during a failover.
         guard let code = error.sqlState?.code else { return false }
         return code.hasPrefix("53") || code == "57014" || code == "25006"
+    }
+}
+
+/// The coalescers of a producer, by store name.
+private final class CoalescerTable: @unchecked Sendable {
+    private let lock = NSLock()
+    private var table: [String: StoreCoalescer] = [:]
+
+    func coalescer(for store: String, write: @escaping StoreCoalescer.Write) -> StoreCoalescer {
+        lock.withLock {
+            if let existing = table[store] { return existing }
+            let created = StoreCoalescer(write: write)
+            table[store] = created
+            return created
+        }
     }
 }

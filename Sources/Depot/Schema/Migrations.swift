@@ -23,5 +23,6 @@ extension Migration {
         Migration(file: "0001_schema.sql", bytes: PackageResources._001_schema_sql),
         Migration(file: "0002_processing.sql", bytes: PackageResources._002_processing_sql),
         Migration(file: "0003_admin.sql", bytes: PackageResources._003_admin_sql),
+        Migration(file: "0004_speed.sql", bytes: PackageResources._004_speed_sql),
     ]
 }

@@ -1,0 +1,77 @@
+import Foundation
+
+/// Folds single-message stores that arrive together into one `store_batch` round trip (group
+/// commit): while a batch is being written, the next callers wait and go out together in the
+/// next one. Each caller still hears only after its message is committed (or held in failover),
+/// so a 202 means the same as before; one commit's fsync now serves many producers.
+final class StoreCoalescer: @unchecked Sendable {
+    /// Writes a batch into one store; the producer's own path, with its failover.
+    typealias Write = @Sendable ([OutgoingMessage]) async throws -> ProducerReceipt
+
+    private struct Waiting {
+        let message: OutgoingMessage
+        let continuation: CheckedContinuation<ProducerReceipt, Error>
+    }
+
+    private let write: Write
+    /// Most messages one round trip takes. Default 1000.
+    private let maximumBatch: Int
+    /// Batches in flight at once: one being committed while the next one fills. Default 2.
+    private let maximumInFlight: Int
+    private let lock = NSLock()
+    private var waiting: [Waiting] = []
+    private var inFlight = 0
+
+    init(maximumBatch: Int = 1000, maximumInFlight: Int = 2, write: @escaping Write) {
+        self.maximumBatch = maximumBatch
+        self.maximumInFlight = maximumInFlight
+        self.write = write
+    }
+
+    /// Stores `message` with whatever else is waiting; returns its own receipt.
+    func store(_ message: OutgoingMessage) async throws -> ProducerReceipt {
+        try await withCheckedThrowingContinuation { continuation in
+            let startFlusher: Bool = lock.withLock {
+                waiting.append(Waiting(message: message, continuation: continuation))
+                guard inFlight < maximumInFlight else { return false }
+                inFlight += 1
+                return true
+            }
+            if startFlusher { Task { await self.flush() } }
+        }
+    }
+
+    /// Writes what waits, batch after batch, until nothing does.
+    private func flush() async {
+        while true {
+            let batch: [Waiting] = lock.withLock {
+                let taken = Array(waiting.prefix(maximumBatch))
+                waiting.removeFirst(taken.count)
+                if taken.isEmpty { inFlight -= 1 }
+                return taken
+            }
+            if batch.isEmpty { return }
+            await settle(batch)
+        }
+    }
+
+    private func settle(_ batch: [Waiting]) async {
+        do {
+            let result = try await write(batch.map(\.message))
+            for (waiting, receipt) in zip(batch, result.receipts) {
+                waiting.continuation.resume(returning: ProducerReceipt(receipts: [receipt], heldIn: result.heldIn))
+            }
+        } catch where batch.count > 1 && !Producer.isUnavailability(error) {
+            // One bad message must not fail the others: store them one by one to find it.
+            for waiting in batch {
+                do {
+                    waiting.continuation.resume(returning: try await write([waiting.message]))
+                } catch {
+                    waiting.continuation.resume(throwing: error)
+                }
+            }
+        } catch {
+            for waiting in batch { waiting.continuation.resume(throwing: error) }
+        }
+    }
+}
