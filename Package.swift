@@ -21,6 +21,8 @@ let package = Package(
         ),
         .target(name: "Postgres", dependencies: ["CLibPQ"]),
         .target(name: "DepotHTTP"),
+        // Child processes started with posix_spawn: the benchmark's nodes and back ends, the tests' too.
+        .target(name: "DepotProcess"),
         .target(
             name: "Depot",
             dependencies: ["Postgres", "DepotHTTP"],
@@ -30,8 +32,8 @@ let package = Package(
             resources: [.embedInCode("Schema/migrations")]
         ),
         .target(name: "DepotConformance", dependencies: ["Depot"]),
-        .executableTarget(name: "depot", dependencies: ["Depot", "DepotHTTP", "Postgres"]),
-        .target(name: "TestSupport", dependencies: ["Depot", "DepotHTTP", "Postgres"], path: "Tests/TestSupport"),
+        .executableTarget(name: "depot", dependencies: ["Depot", "DepotHTTP", "DepotProcess", "Postgres"]),
+        .target(name: "TestSupport", dependencies: ["Depot", "DepotHTTP", "DepotProcess", "Postgres"], path: "Tests/TestSupport"),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(name: "DepotTests", dependencies: ["Depot", "DepotConformance", "DepotHTTP", "Postgres", "TestSupport", "depot"]),
         .testTarget(name: "DepotHTTPTests", dependencies: ["DepotHTTP", "TestSupport"]),
