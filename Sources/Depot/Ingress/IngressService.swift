@@ -101,7 +101,8 @@ public struct IngressService: Sendable {
 
     private func storeOne(_ request: HTTPRequest, in store: String) async throws -> HTTPResponse {
         let message = try IngressMessages.message(from: request)
-        let result = try await produce([message], in: store)
+        // One message per request: requests arriving together share a commit (group commit).
+        let result = try await produce(in: store) { try await producer.store(message, in: store) }
         let receipt = result.receipts[0]
         return accepted(.json(202, Accepted(id: receipt.id.uuidString.lowercased(), created: receipt.created, held_in: result.heldIn)),
                         heldIn: result.heldIn)
@@ -109,7 +110,7 @@ public struct IngressService: Sendable {
 
     private func storeBatch(_ request: HTTPRequest, in store: String) async throws -> HTTPResponse {
         let messages = try IngressMessages.batch(from: request)
-        let result = try await produce(messages, in: store)
+        let result = try await produce(in: store) { try await producer.store(messages, in: store) }
         return accepted(.json(202, AcceptedBatch(ids: result.receipts.map { $0.id.uuidString.lowercased() },
                                                  created: result.receipts.filter(\.created).count, held_in: result.heldIn)),
                         heldIn: result.heldIn)
@@ -121,9 +122,10 @@ public struct IngressService: Sendable {
         return response
     }
 
-    private func produce(_ messages: [OutgoingMessage], in store: String) async throws -> ProducerReceipt {
+    /// Runs a producer call and turns its errors into statuses.
+    private func produce(in store: String, _ call: () async throws -> ProducerReceipt) async throws -> ProducerReceipt {
         do {
-            return try await producer.store(messages, in: store)
+            return try await call()
         } catch let error as StoreError {
             throw HTTPError(error.code == .undeclaredStore ? 404 : 400, error.description)
         } catch where Producer.isUnavailability(error) {

@@ -1,0 +1,91 @@
+import Foundation
+import Postgres
+
+/// Scenarios 2 and 5: a node process drains a full store through a sampling processor with the
+/// no-op `drop` handler — 100,000 messages with 1, 2 and 8 members, then a 1,000,000 backlog.
+/// Each member claims `batch` messages with a lease and acks them together.
+enum DrainBench {
+    static let store = "bench-drain"
+    static let batch = 100
+
+    /// What one drain measured.
+    struct Drain: Sendable {
+        var rate: Double
+        var cpuMicrosecondsPerMessage: Double
+        var idleMiB: Double
+        var peakMiB: Double
+    }
+
+    static func run(_ context: BenchContext) async throws -> [BenchFigure] {
+        let size = context.quick ? 20_000 : 100_000
+        var figures: [BenchFigure] = []
+        var peak = 0.0
+        for members in [1, 2, 8] {
+            let drain = try await measure(context, messages: size, members: members)
+            figures.append(.rate("drain", "\(BenchTable.integer(Double(size))) msgs, \(members) member\(members == 1 ? "" : "s")",
+                                 drain.rate, against: "claim-delete-100/clients-\(members == 1 ? 1 : 8)", references: context.references,
+                                 minimumRatio: members == 8 ? 0.6 : nil, minimumRate: members == 8 ? 20_000 : nil))
+            figures.append(BenchFigure(scenario: "drain", measure: "node CPU per message, \(members) member\(members == 1 ? "" : "s")",
+                                       value: drain.cpuMicrosecondsPerMessage, unit: "µs/msg"))
+            if members == 1 { figures.append(.atMost("drain", "node memory idle", drain.idleMiB, unit: "MiB", limit: 50)) }
+            peak = max(peak, drain.peakMiB)
+        }
+        figures.append(.atMost("drain", "node memory at full drain", peak, unit: "MiB", limit: 150))
+        return figures
+    }
+
+    /// Scenario 5: the same drain with 8 members from a backlog ten times the size (1,000,000;
+    /// 200,000 with `--quick`), compared with the small store's rate measured just before.
+    static func backlog(_ context: BenchContext, smallStoreRate: Double?) async throws -> [BenchFigure] {
+        let size = context.quick ? 200_000 : 1_000_000
+        let drain = try await measure(context, messages: size, members: 8)
+        var figure = BenchFigure(scenario: "backlog", measure: "\(BenchTable.integer(Double(size))) msgs, 8 members", value: drain.rate, unit: "msg/s")
+        if let smallStoreRate, smallStoreRate > 0 {
+            figure.referenceKey = "drain, 8 members"
+            figure.reference = smallStoreRate
+            figure.ratio = drain.rate / smallStoreRate
+            figure.target = "≥ 80% of the small-store drain"
+            figure.met = drain.rate / smallStoreRate >= 0.8
+        }
+        return [figure, BenchFigure(scenario: "backlog", measure: "node CPU per message", value: drain.cpuMicrosecondsPerMessage, unit: "µs/msg")]
+    }
+
+    static func measure(_ context: BenchContext, messages: Int, members: Int) async throws -> Drain {
+        try await context.reset(stores: [store])
+        context.progress("drain: filling \(store) with \(messages) messages")
+        try await context.fill(store, count: messages)
+        try await context.pool.query("""
+            INSERT INTO depot.processors (name, kind, store, handler, interval_ms, concurrency, member_count, is_active)
+            VALUES ('bench-drain', 'sampling', \(store), 'drop', 0, \(batch), \(members), false)
+            """)
+        let node = try await context.startNode("bench-drain-\(members)")
+        try await Task.sleep(for: .milliseconds(500))
+        let idle = node.residentMiB
+        let cpuBefore = node.cpuSeconds
+        context.progress("drain: \(messages) messages, \(members) member(s), batches of \(batch)")
+        let started = ContinuousClock.now
+        try await context.pool.query("SELECT depot.activate_processor('bench-drain')")
+        let sampler = Task {
+            var peak = 0.0
+            while !Task.isCancelled {
+                peak = max(peak, node.residentMiB)
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+            return peak
+        }
+        let seconds: Double
+        do {
+            seconds = try await context.drained(store, from: started, timeout: .seconds(600))
+        } catch {
+            sampler.cancel()
+            await node.stop()
+            throw error
+        }
+        let cpu = node.cpuSeconds - cpuBefore
+        sampler.cancel()
+        let peak = max(await sampler.value, node.residentMiB)
+        try await context.pool.query("DELETE FROM depot.processors WHERE name = 'bench-drain'")
+        await node.stop()
+        return Drain(rate: Double(messages) / seconds, cpuMicrosecondsPerMessage: cpu / Double(messages) * 1e6, idleMiB: idle, peakMiB: peak)
+    }
+}

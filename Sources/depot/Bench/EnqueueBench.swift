@@ -1,0 +1,108 @@
+import Depot
+import DepotHTTP
+import Foundation
+
+/// Scenario 1: storing messages — one per call (1 and 8 producers, through the `Producer`, which
+/// commits concurrent calls together), batches of 100 and 1,000, and HTTP ingress with 50
+/// keep-alive clients against a node process.
+enum EnqueueBench {
+    static let store = "bench-enqueue"
+
+    static func run(_ context: BenchContext) async throws -> [BenchFigure] {
+        let seconds = context.seconds(full: 10, quick: 2)
+        try await context.reset(stores: [store])
+        let producer = Producer(pool: context.pool, stores: StoreDirectory(pool: context.pool))
+        let payload = Data(repeating: UInt8(ascii: "x"), count: 100)
+        var figures: [BenchFigure] = []
+
+        for producers in [1, 8] {
+            context.progress("enqueue: one message per call, \(producers) producer(s), \(seconds) s")
+            let rate = try await loop(seconds: seconds, workers: producers) {
+                _ = try await producer.store(OutgoingMessage(payload: payload), in: store)
+                return 1
+            }
+            figures.append(.rate("enqueue", "single message, \(producers) producer\(producers == 1 ? "" : "s")", rate,
+                                 against: "insert-1/clients-\(producers)", references: context.references,
+                                 minimumRatio: producers == 8 ? 0.8 : nil))
+        }
+        let target = PostgresStore(name: store, pool: context.pool)
+        for size in [100, 1000] {
+            context.progress("enqueue: batches of \(size), 1 producer, \(seconds) s")
+            let batch = (0..<size).map { _ in OutgoingMessage(payload: payload) }
+            let rate = try await loop(seconds: seconds, workers: 1) {
+                try await target.store(batch).count
+            }
+            figures.append(.rate("enqueue", "batches of \(BenchTable.integer(Double(size)))", rate,
+                                 against: "insert-\(size)/clients-1", references: context.references, minimumRatio: 0.7))
+        }
+        try await context.reset(stores: [store])
+        figures += try await overHTTP(context, seconds: seconds, payload: payload)
+        return figures
+    }
+
+    /// 50 keep-alive clients POSTing one message each per request to a node's ingress.
+    static func overHTTP(_ context: BenchContext, seconds: Int, payload: Data) async throws -> [BenchFigure] {
+        let port = try freeLoopbackPort()
+        let node = try await context.startNode("bench-http", ["--http", "127.0.0.1:\(port)"])
+        defer { Task { await node.stop() } }
+        context.progress("enqueue: HTTP ingress, 50 keep-alive clients, \(seconds) s")
+        let url = URL(string: "http://127.0.0.1:\(port)/stores/\(store)/messages")!
+        let latencies = LatencyRecorder()
+        let refused = Counter()
+        let rate = try await loop(seconds: seconds, workers: 50) { [client = HTTPClient(maximumIdlePerHost: 64)] in
+            let started = ContinuousClock.now
+            let response = try await client.send(
+                HTTPRequest(method: "POST", target: url.path, headers: ["Content-Type": "text/plain"], body: payload),
+                to: url, timeout: .seconds(30))
+            latencies.record(ContinuousClock.now - started)
+            guard response.status == 202 else {
+                refused.add()
+                return 0
+            }
+            return 1
+        }
+        await node.stop()
+        if refused.value > 0 {
+            throw BenchFailure("HTTP ingress refused \(refused.value) requests (expected 202 for every one)")
+        }
+        let summary = latencies.summary()
+        return [
+            .rate("enqueue", "HTTP ingress, 50 clients", rate, against: nil, references: context.references, minimumRate: 10_000),
+            .atMost("enqueue", "HTTP ingress p50", summary.p50, unit: "ms", limit: nil),
+            .atMost("enqueue", "HTTP ingress p99", summary.p99, unit: "ms", limit: 20),
+        ]
+    }
+
+    /// Runs `body` in `workers` tasks for `seconds`; returns what the bodies counted per second.
+    static func loop(seconds: Int, workers: Int, _ body: @escaping @Sendable () async throws -> Int) async throws -> Double {
+        let started = ContinuousClock.now
+        let deadline = started + .seconds(seconds)
+        let total = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<workers {
+                group.addTask {
+                    var done = 0
+                    while ContinuousClock.now < deadline { done += try await body() }
+                    return done
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        return Double(total) / (ContinuousClock.now - started).benchSeconds
+    }
+}
+
+/// A port the kernel says is free on 127.0.0.1 right now.
+func freeLoopbackPort() throws -> Int {
+    let server = HTTPServer(.init(host: "127.0.0.1", port: 0)) { _ in HTTPResponse(status: 204) }
+    try server.start()
+    defer { server.stop() }
+    return server.port
+}
+
+/// Counts from many tasks.
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func add(_ n: Int = 1) { lock.withLock { count += n } }
+    var value: Int { lock.withLock { count } }
+}
