@@ -87,6 +87,9 @@ struct CLITests {
             (["store"], nil, 64, "missing argument"),
             (["frobnicate"], nil, 64, "depot --help"),
             (["stores", "add", "orders"], nil, 65, "already exists"),
+            (["bench", "--only", "drain,nope"], nil, 64, "the scenarios are"),
+            // The benchmark wipes messages and processors: never on a database with stores of its own.
+            (["bench", "--quick"], nil, 65, "throwaway database"),
         ]
         for testCase in cases {
             let output = try await runProcess(DepotCLI.binary, testCase.arguments,
@@ -105,7 +108,7 @@ struct CLITests {
     func helpEverywhere() async throws {
         let overview = try await runProcess(DepotCLI.binary, ["--help"])
         #expect(overview.status == 0)
-        for verb in ["migrate", "store", "stats", "stores"] {
+        for verb in ["migrate", "store", "stats", "stores", "bench"] {
             #expect(overview.stdout.contains("  \(verb) "))
             let help = try await runProcess(DepotCLI.binary, [verb, "--help"])
             #expect(help.status == 0)
