@@ -24,5 +24,6 @@ extension Migration {
         Migration(file: "0002_processing.sql", bytes: PackageResources._002_processing_sql),
         Migration(file: "0003_admin.sql", bytes: PackageResources._003_admin_sql),
         Migration(file: "0004_speed.sql", bytes: PackageResources._004_speed_sql),
+        Migration(file: "0005_claim_speed.sql", bytes: PackageResources._005_claim_speed_sql),
     ]
 }
