@@ -5,15 +5,15 @@ import FoundationNetworking
 
 /// Sends HTTP requests with kept-alive connections, reused per host and port.
 ///
-/// `http://` goes over Depot's own HTTP/1.1 wire on dedicated threads (fast, and nothing
-/// blocks Swift's cooperative pool); `https://` goes through URLSession.
+/// `http://` goes over Depot's own HTTP/1.1 wire, each connection with a thread of its own (fast,
+/// and nothing blocks Swift's cooperative pool); `https://` goes through URLSession.
 public final class HTTPClient: @unchecked Sendable {
-    /// Idle connections kept per host and port. Default 64.
+    /// Idle connections (each with its thread) kept per host and port. Default 64.
     public let maximumIdlePerHost: Int
     /// Largest response body read. Default 64 MiB.
     public let limits: HTTPLimits
     private let lock = NSLock()
-    private var idle: [String: [HTTPWire]] = [:]
+    private var idle: [String: [HTTPClientConnection]] = [:]
 
     public init(maximumIdlePerHost: Int = 64, limits: HTTPLimits = HTTPLimits(headBytes: 64 * 1024, bodyBytes: 64 * 1024 * 1024)) {
         self.maximumIdlePerHost = maximumIdlePerHost
@@ -43,61 +43,65 @@ public final class HTTPClient: @unchecked Sendable {
         let hostHeader = url.port.map { "\(host):\($0)" } ?? host
         let prepared = outgoing
         let deadline = ContinuousClock.now + timeout
+        let key = "\(host):\(port)"
+        let connection = takeIdle(key) ?? HTTPClientConnection(key: key)
         return try await withCheckedThrowingContinuation { continuation in
-            // A thread of its own per exchange: Dispatch's pools cap how many blocking calls run
-            // at once (the global queues at the core count), and database work shares them.
-            let thread = Thread { [self] in
-                continuation.resume(with: Result {
-                    try exchange(prepared, host: host, port: port, hostHeader: hostHeader, deadline: deadline)
-                })
+            // On the connection's own thread: Dispatch's pools cap how many blocking calls run at
+            // once (the global queues at the core count), and database work shares them.
+            connection.submit { [self] in
+                let result = Result {
+                    try exchange(prepared, on: connection, host: host, port: port, hostHeader: hostHeader, deadline: deadline)
+                }
+                putIdle(connection)  // before resuming, so the caller's next request finds it
+                continuation.resume(with: result)
             }
-            thread.name = "depot.http.exchange"
-            thread.start()
         }
     }
 
-    /// Closes every idle connection.
+    /// Closes every idle connection and ends their threads.
     public func closeIdleConnections() {
-        let wires = lock.withLock { () -> [HTTPWire] in
+        let connections = lock.withLock { () -> [HTTPClientConnection] in
             let all = idle.values.flatMap { $0 }
             idle.removeAll()
             return all
         }
-        for wire in wires { wire.socket.close() }
+        for connection in connections { connection.close() }
     }
 
-    private func exchange(_ request: HTTPRequest, host: String, port: Int, hostHeader: String,
+    /// One exchange on `connection`'s thread; leaves the socket open only when it can be reused.
+    private func exchange(_ request: HTTPRequest, on connection: HTTPClientConnection, host: String, port: Int, hostHeader: String,
                           deadline: ContinuousClock.Instant) throws -> HTTPResponse {
-        let key = "\(host):\(port)"
+        if let wire = connection.wire, wire.socket.isStale || wire.hasBufferedBytes { connection.dropSocket() }
         // A kept-alive connection may have been closed by the server meanwhile: one retry on a fresh one.
-        if let wire = takeIdle(key) {
+        if let wire = connection.wire {
             do {
-                return try roundTrip(request, on: wire, hostHeader: hostHeader, key: key, deadline: deadline)
+                return try roundTrip(request, on: connection, wire: wire, hostHeader: hostHeader, deadline: deadline)
             } catch HTTPTransportError.closed {
-                wire.socket.close()
+                connection.dropSocket()
             } catch let error as HTTPError {
-                wire.socket.close()
+                connection.dropSocket()
                 throw HTTPTransportError.closed("malformed response: \(error.message)")
             } catch {
-                wire.socket.close()
+                connection.dropSocket()
                 throw error
             }
         }
         let remaining = deadline - .now
         guard remaining > .zero else { throw HTTPTransportError.timeout }
         let wire = HTTPWire(socket: try Socket.connect(host: host, port: port, timeout: remaining))
+        connection.wire = wire
         do {
-            return try roundTrip(request, on: wire, hostHeader: hostHeader, key: key, deadline: deadline)
+            return try roundTrip(request, on: connection, wire: wire, hostHeader: hostHeader, deadline: deadline)
         } catch let error as HTTPError {
-            wire.socket.close()
+            connection.dropSocket()
             throw HTTPTransportError.closed("malformed response: \(error.message)")
         } catch {
-            wire.socket.close()
+            connection.dropSocket()
             throw error
         }
     }
 
-    private func roundTrip(_ request: HTTPRequest, on wire: HTTPWire, hostHeader: String, key: String,
+    private func roundTrip(_ request: HTTPRequest, on connection: HTTPClientConnection, wire: HTTPWire, hostHeader: String,
                            deadline: ContinuousClock.Instant) throws -> HTTPResponse {
         try wire.write(request, host: hostHeader, deadline: deadline)
         var head: HTTPHead
@@ -118,25 +122,22 @@ public final class HTTPClient: @unchecked Sendable {
         let hasNoBody = request.method == "HEAD" || status == 204 || status == 304
         let body = hasNoBody ? Data() : try wire.readBody(of: head, limits: limits, deadline: deadline, untilClose: true)
         let reusable = head.keepsAlive && (hasNoBody || head.headers["Content-Length"] != nil || head.headers["Transfer-Encoding"] != nil)
-        if reusable { putIdle(wire, key: key) } else { wire.socket.close() }
+        if !reusable { connection.dropSocket() }
         return HTTPResponse(status: status, headers: head.headers, body: body)
     }
 
-    private func takeIdle(_ key: String) -> HTTPWire? {
-        while let wire = lock.withLock({ idle[key]?.popLast() }) {
-            if !wire.socket.isStale && !wire.hasBufferedBytes { return wire }
-            wire.socket.close()
-        }
-        return nil
+    private func takeIdle(_ key: String) -> HTTPClientConnection? {
+        lock.withLock { idle[key]?.popLast() }
     }
 
-    private func putIdle(_ wire: HTTPWire, key: String) {
+    /// Keeps `connection` (and its thread) for the next request to its host, or ends it when enough are kept.
+    private func putIdle(_ connection: HTTPClientConnection) {
         let kept = lock.withLock { () -> Bool in
-            guard idle[key, default: []].count < maximumIdlePerHost else { return false }
-            idle[key, default: []].append(wire)
+            guard idle[connection.key, default: []].count < maximumIdlePerHost else { return false }
+            idle[connection.key, default: []].append(connection)
             return true
         }
-        if !kept { wire.socket.close() }
+        if !kept { connection.close() }
     }
 
     private func sendWithURLSession(_ request: HTTPRequest, to url: URL, timeout: Duration) async throws -> HTTPResponse {

@@ -12,12 +12,12 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
 
     /// The first value of `name`, if present.
     public subscript(name: String) -> String? {
-        fields.first { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value
+        fields.first { Self.sameName($0.name, name) }?.value
     }
 
     /// Every value of `name`.
     public func values(_ name: String) -> [String] {
-        fields.filter { $0.name.caseInsensitiveCompare(name) == .orderedSame }.map(\.value)
+        fields.filter { Self.sameName($0.name, name) }.map(\.value)
     }
 
     public mutating func add(_ name: String, _ value: String) {
@@ -31,7 +31,21 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
     }
 
     public mutating func remove(_ name: String) {
-        fields.removeAll { $0.name.caseInsensitiveCompare(name) == .orderedSame }
+        fields.removeAll { Self.sameName($0.name, name) }
+    }
+
+    /// Whether two field names are equal ignoring ASCII case (names are ASCII tokens, RFC 9110 5.1).
+    /// Byte by byte: Foundation's `caseInsensitiveCompare` goes through NSString and showed up in profiles.
+    static func sameName(_ a: String, _ b: String) -> Bool {
+        var left = a.utf8.makeIterator()
+        var right = b.utf8.makeIterator()
+        while true {
+            switch (left.next(), right.next()) {
+            case (nil, nil): return true
+            case let (x?, y?) where x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= 97 && (x | 0x20) <= 122): continue
+            default: return false
+            }
+        }
     }
 
     /// Why `name: value` cannot go on the wire (it would split or corrupt the message), or nil.
@@ -39,7 +53,7 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
         guard !name.isEmpty, name.unicodeScalars.allSatisfy(HTTPWire.isTokenCharacter) else {
             return "header name \"\(HTTPWire.printable(name))\" is not an HTTP token"
         }
-        if value.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) {
+        if value.utf8.contains(where: { $0 == 13 || $0 == 10 || $0 == 0 }) {
             return "header \(name) has a CR, LF or NUL in its value"
         }
         return nil
@@ -68,7 +82,10 @@ public struct HTTPRequest: Sendable {
     }
 
     /// The target without its query string.
-    public var path: String { String(target.prefix { $0 != "?" }) }
+    public var path: String {
+        guard let question = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return target }
+        return String(target[..<question])
+    }
 
     /// Query parameters, percent-decoded.
     public var query: [String: String] {

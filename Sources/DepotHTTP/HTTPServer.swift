@@ -1,6 +1,7 @@
 import Foundation
 
-/// A small HTTP/1.1 server: one listening thread, one thread per connection, keep-alive,
+/// A small HTTP/1.1 server: one listening thread, one thread per connection reading requests
+/// (handlers run as tasks and write their own answers), keep-alive,
 /// and limits and timeouts so that a slow, huge or malformed request costs only its own
 /// connection. Any failure to parse becomes a status and a JSON error, never a crash.
 public final class HTTPServer: @unchecked Sendable {
@@ -101,15 +102,29 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     /// Answers requests on one connection until either side closes it or it idles out.
+    /// While a handler runs, this thread already waits for the next request; the answers still
+    /// leave in order, as each request waits for the one before it to be answered.
     private func serve(_ socket: Socket) {
         let wire = HTTPWire(socket: socket)
+        var previous: HTTPResponder?
+        // The socket is closed after this returns: no answer may still be writing to it then.
+        defer { _ = previous?.finish() }
         while isRunning {
-            if !wire.hasBufferedBytes && !socket.waitForInput(deadline: .now + configuration.idleTimeout) { return }
+            if !wire.hasBufferedBytes && !socket.waitForInput(deadline: .now + configuration.idleTimeout) {
+                // Idle only counts once the last answer has gone.
+                guard let last = previous else { return }
+                previous = nil
+                if last.finish() { continue } else { return }
+            }
             let deadline = ContinuousClock.now + configuration.requestTimeout
             let request: HTTPRequest
             let keepAlive: Bool
             do {
                 guard let head = try wire.readHead(limits: configuration.limits, deadline: deadline) else { return }
+                if let last = previous {
+                    previous = nil
+                    guard last.finish() else { return }
+                }
                 try Self.checkRequestLine(head)
                 if head.headers["Expect"]?.lowercased() == "100-continue" {
                     try socket.write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8), deadline: deadline)
@@ -118,23 +133,21 @@ public final class HTTPServer: @unchecked Sendable {
                 request = HTTPRequest(method: head.startLine[0], target: head.startLine[1], headers: head.headers, body: body)
                 keepAlive = head.keepsAlive
             } catch let error as HTTPError {
+                guard previous?.finish() ?? true else { return }
                 try? respond(wire, error.response, keepAlive: false, deadline: .now + .seconds(1))
                 socket.lingeringClose(deadline: .now + .seconds(2))
                 return
             } catch HTTPTransportError.timeout {
+                guard previous?.finish() ?? true else { return }
                 try? respond(wire, HTTPError(408, "the request did not arrive within \(configuration.requestTimeout)").response,
                              keepAlive: false, deadline: .now + .seconds(1))
                 return
             } catch {
                 return
             }
-            let response = answer(request)
-            do {
-                try respond(wire, response, keepAlive: keepAlive && isRunning, deadline: .now + configuration.requestTimeout)
-            } catch {
-                return
-            }
-            if !keepAlive { return }
+            previous = HTTPResponder(request, on: socket, handler: handler, writeTimeout: configuration.requestTimeout,
+                                     keepAlive: { [self] in keepAlive && isRunning }, onResponse: configuration.onResponse)
+            if !keepAlive { return }  // the deferred finish waits for the answer before the socket closes
         }
     }
 
@@ -151,28 +164,8 @@ public final class HTTPServer: @unchecked Sendable {
         guard method.unicodeScalars.allSatisfy(HTTPWire.isTokenCharacter) else {
             throw HTTPError(400, "\"\(HTTPWire.printable(method))\" is not a method")
         }
-        guard target.hasPrefix("/"), !target.contains(" ") else {
+        guard target.hasPrefix("/"), !target.utf8.contains(32) else {
             throw HTTPError(400, "request target \"\(HTTPWire.printable(target))\" must be a path starting with /")
         }
-    }
-
-    /// Runs the async handler from this connection's thread and waits for its answer.
-    private func answer(_ request: HTTPRequest) -> HTTPResponse {
-        final class Box: @unchecked Sendable { var response = HTTPError(500, "no response").response }
-        let box = Box()
-        let done = DispatchSemaphore(value: 0)
-        let handler = self.handler
-        Task {
-            do {
-                box.response = try await handler(request)
-            } catch let error as HTTPError {
-                box.response = error.response
-            } catch {
-                box.response = HTTPError(500, "\(error)").response
-            }
-            done.signal()
-        }
-        done.wait()
-        return box.response
     }
 }

@@ -42,6 +42,7 @@ final class HTTPWire {
     /// The next head; nil when the peer closed cleanly before sending a byte of it.
     func readHead(limits: HTTPLimits, deadline: ContinuousClock.Instant) throws -> HTTPHead? {
         var lines: [String] = []
+        var headBytes = 0
         while true {
             guard let line = try readLine(limit: limits.headBytes, deadline: deadline, endOfStreamAllowed: lines.isEmpty) else {
                 return nil
@@ -51,7 +52,8 @@ final class HTTPWire {
                 break
             }
             lines.append(line)
-            if lines.reduce(0, { $0 + $1.utf8.count + 2 }) > limits.headBytes {
+            headBytes += line.utf8.count + 2
+            if headBytes > limits.headBytes {
                 throw HTTPError(431, "request line and headers exceed \(limits.headBytes) bytes")
             }
         }
@@ -71,7 +73,7 @@ final class HTTPWire {
             guard !name.isEmpty, name.unicodeScalars.allSatisfy(Self.isTokenCharacter) else {
                 throw HTTPError(400, "malformed header name \"\(Self.printable(name))\"")
             }
-            let value = line[line.index(after: colon)...].trimmingCharacters(in: CharacterSet(charactersIn: " \t"))
+            let value = Self.trimmingBlanks(line[line.index(after: colon)...])
             headers.add(name, value)
         }
         return HTTPHead(startLine: startLine, headers: headers)
@@ -179,9 +181,7 @@ final class HTTPWire {
             buffer.removeSubrange(0..<start)
             start = 0
         }
-        let bytes = try socket.read(maximum: 65536, deadline: deadline)
-        buffer += bytes
-        return bytes.count
+        return try socket.read(appendingTo: &buffer, deadline: deadline)
     }
 
     // MARK: Writing
@@ -193,21 +193,21 @@ final class HTTPWire {
     }
 
     func write(_ response: HTTPResponse, keepAlive: Bool, deadline: ContinuousClock.Instant) throws {
-        var head = "HTTP/1.1 \(response.status) \(HTTPStatus.reason(response.status))\r\n"
-        if !keepAlive { head += "Connection: close\r\n" }
-        try writeMessage(head: head, headers: response.headers, body: response.body, deadline: deadline)
+        try writeMessage(head: Self.statusLine(response, keepAlive: keepAlive), headers: response.headers, body: response.body, deadline: deadline)
     }
 
+    /// The head of `response`: status line, headers and Content-Length.
+    static func encode(head response: HTTPResponse, keepAlive: Bool) throws -> [UInt8] {
+        try encode(head: statusLine(response, keepAlive: keepAlive), headers: response.headers, body: response.body)
+    }
+
+    private static func statusLine(_ response: HTTPResponse, keepAlive: Bool) -> String {
+        "HTTP/1.1 \(response.status) \(HTTPStatus.reason(response.status))\r\n" + (keepAlive ? "" : "Connection: close\r\n")
+    }
+
+    /// Head and body in one buffer and, up to 64 KiB of body, one `send`.
     private func writeMessage(head: String, headers: HTTPHeaders, body: Data, deadline: ContinuousClock.Instant) throws {
-        var text = head
-        for (name, value) in headers where name.caseInsensitiveCompare("Content-Length") != .orderedSame
-            && name.caseInsensitiveCompare("Transfer-Encoding") != .orderedSame {
-            // A name or value that could split the message is refused, never sent.
-            if let problem = HTTPHeaders.problem(name: name, value: value) { throw HTTPError(400, problem) }
-            text += "\(name): \(value)\r\n"
-        }
-        text += "Content-Length: \(body.count)\r\n\r\n"
-        var bytes = Array(text.utf8)
+        var bytes = try Self.encode(head: head, headers: headers, body: body)
         if body.count <= 65536 {
             bytes += body
             try socket.write(bytes, deadline: deadline)
@@ -217,10 +217,39 @@ final class HTTPWire {
         }
     }
 
+    /// The bytes of a head: `head` (the start line and any fixed fields), `headers`, then Content-Length.
+    static func encode(head: String, headers: HTTPHeaders, body: Data) throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(256 + (body.count <= 65536 ? body.count : 0))
+        bytes += head.utf8
+        for (name, value) in headers where !HTTPHeaders.sameName(name, "Content-Length") && !HTTPHeaders.sameName(name, "Transfer-Encoding") {
+            // A name or value that could split the message is refused, never sent.
+            if let problem = HTTPHeaders.problem(name: name, value: value) { throw HTTPError(400, problem) }
+            bytes += name.utf8
+            bytes += [58, 32]  // ": "
+            bytes += value.utf8
+            bytes += [13, 10]
+        }
+        bytes += "Content-Length: \(body.count)\r\n\r\n".utf8
+        return bytes
+    }
+
     // MARK: Helpers
 
+    /// ASCII letters, digits and ``!#$%&'*+-.^_`|~`` (RFC 9110 5.6.2), without Foundation's CharacterSet (slow here).
     static func isTokenCharacter(_ scalar: Unicode.Scalar) -> Bool {
-        scalar.isASCII && (CharacterSet.alphanumerics.contains(scalar) || "!#$%&'*+-.^_`|~".unicodeScalars.contains(scalar))
+        switch scalar.value {
+        case 48...57, 65...90, 97...122, 33, 35...39, 42, 43, 45, 46, 94...96, 124, 126: true
+        default: false
+        }
+    }
+
+    /// `text` without spaces and tabs at either end.
+    static func trimmingBlanks(_ text: Substring) -> String {
+        let bytes = text.utf8
+        guard let first = bytes.firstIndex(where: { $0 != 32 && $0 != 9 }) else { return "" }
+        let last = bytes.lastIndex(where: { $0 != 32 && $0 != 9 })!
+        return String(text[first...last])
     }
 
     /// At most 80 characters of `text`, safe to echo in an error.

@@ -8,9 +8,13 @@ import Darwin
 
 /// A TCP socket with blocking calls bounded by deadlines (poll before every read and write).
 ///
-/// Used from dedicated threads only, never from Swift's cooperative pool.
+/// Calls that may wait (those taking a deadline) run on dedicated threads only, never on Swift's
+/// cooperative pool; `writeWithoutWaiting` never waits, so a task may call it.
 final class Socket: @unchecked Sendable {
     private(set) var descriptor: Int32
+    /// Where `recv` lands before the bytes join the caller's buffer (allocated on the first read).
+    private var scratch: UnsafeMutableRawBufferPointer?
+    static let scratchSize = 65536
 
     init(descriptor: Int32) {
         self.descriptor = descriptor
@@ -21,7 +25,10 @@ final class Socket: @unchecked Sendable {
         #endif
     }
 
-    deinit { close() }
+    deinit {
+        close()
+        scratch?.deallocate()
+    }
 
     func close() {
         if descriptor >= 0 {
@@ -125,28 +132,62 @@ final class Socket: @unchecked Sendable {
 
     /// Reads what is there (at most `maximum` bytes); empty at end of stream.
     func read(maximum: Int, deadline: ContinuousClock.Instant) throws -> [UInt8] {
-        guard Socket.poll(descriptor, events: Int16(POLLIN), deadline: deadline) else { throw HTTPTransportError.timeout }
-        var buffer = [UInt8](repeating: 0, count: maximum)
-        let count = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, maximum, 0) }
-        guard count >= 0 else { throw HTTPTransportError.closed(String(cString: strerror(errno))) }
-        buffer.removeSubrange(count...)
-        return buffer
+        var bytes: [UInt8] = []
+        _ = try read(appendingTo: &bytes, maximum: maximum, deadline: deadline)
+        return bytes
     }
 
-    /// Writes all of `bytes` or throws.
+    /// Appends what is there (at most `maximum` bytes) to `buffer`; returns how many (0 at end of stream).
+    /// Tries first and polls only when nothing has arrived yet: one syscall when input is waiting.
+    func read(appendingTo buffer: inout [UInt8], maximum: Int = Socket.scratchSize, deadline: ContinuousClock.Instant) throws -> Int {
+        let scratch = self.scratch ?? {
+            let fresh = UnsafeMutableRawBufferPointer.allocate(byteCount: Socket.scratchSize, alignment: 16)
+            self.scratch = fresh
+            return fresh
+        }()
+        while true {
+            let count = recv(descriptor, scratch.baseAddress, min(maximum, scratch.count), Int32(MSG_DONTWAIT))
+            if count >= 0 {
+                buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[0..<count]))
+                return count
+            }
+            if errno == EINTR { continue }
+            guard errno == EAGAIN || errno == EWOULDBLOCK else { throw HTTPTransportError.closed(String(cString: strerror(errno))) }
+            guard Socket.poll(descriptor, events: Int16(POLLIN), deadline: deadline) else { throw HTTPTransportError.timeout }
+        }
+    }
+
+    /// Writes all of `bytes` or throws. Sends first and polls only when the socket buffer is full.
     func write(_ bytes: some ContiguousBytes, deadline: ContinuousClock.Instant) throws {
         try bytes.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {
-                guard Socket.poll(descriptor, events: Int16(POLLOUT), deadline: deadline) else { throw HTTPTransportError.timeout }
-                let sent = send(descriptor, raw.baseAddress! + offset, raw.count - offset, Int32(noSignal))
-                if sent < 0 {
-                    if errno == EINTR || errno == EAGAIN { continue }
-                    throw HTTPTransportError.closed(String(cString: strerror(errno)))
+                let sent = send(descriptor, raw.baseAddress! + offset, raw.count - offset, Int32(noSignal) | Int32(MSG_DONTWAIT))
+                if sent >= 0 {
+                    offset += sent
+                    continue
                 }
-                offset += sent
+                if errno == EINTR { continue }
+                guard errno == EAGAIN || errno == EWOULDBLOCK else { throw HTTPTransportError.closed(String(cString: strerror(errno))) }
+                guard Socket.poll(descriptor, events: Int16(POLLOUT), deadline: deadline) else { throw HTTPTransportError.timeout }
             }
         }
+    }
+
+    /// Sends what fits without waiting; returns how many bytes went (0 when the buffer is full).
+    func writeWithoutWaiting(_ raw: UnsafeRawBufferPointer) throws -> Int {
+        var offset = 0
+        while offset < raw.count {
+            let sent = send(descriptor, raw.baseAddress! + offset, raw.count - offset, Int32(noSignal) | Int32(MSG_DONTWAIT))
+            if sent >= 0 {
+                offset += sent
+                continue
+            }
+            if errno == EINTR { continue }
+            if errno == EAGAIN || errno == EWOULDBLOCK { break }
+            throw HTTPTransportError.closed(String(cString: strerror(errno)))
+        }
+        return offset
     }
 
     /// True when the peer has closed or sent something unexpected while the socket sat idle.

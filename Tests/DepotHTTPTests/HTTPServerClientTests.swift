@@ -31,6 +31,40 @@ struct HTTPServerClientTests {
         #expect(counts.maximumConcurrent == 1)
     }
 
+    @Test("hundreds of concurrent exchanges each get their own body back, large bodies included")
+    func concurrentExchanges() async throws {
+        let echo = EchoBackend()
+        let port = try echo.start()
+        defer { echo.stop() }
+        let client = HTTPClient(maximumIdlePerHost: 16)
+        let url = URL(string: "http://127.0.0.1:\(port)/")!
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<300 {
+                group.addTask {
+                    for round in 0..<3 {
+                        let size = worker % 50 == 0 ? 300_000 : 100 + worker
+                        let body = Data((0..<size).map { UInt8(truncatingIfNeeded: $0 &+ worker &+ round) })
+                        let response = try await client.send(HTTPRequest(method: "POST", target: "/", body: body), to: url, timeout: .seconds(30))
+                        #expect(response.status == 200)
+                        #expect(response.body == body)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(echo.snapshot().requests == 900)
+    }
+
+    @Test("a server that closes after every answer gets a fresh connection for each request")
+    func closeAfterEachAnswer() async throws {
+        let server = try ScriptedServer(replies: ["HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\na",
+                                                  "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nb"], closeAfterEach: true)
+        let client = HTTPClient()
+        let url = URL(string: "http://127.0.0.1:\(server.port)/")!
+        #expect(try await client.send(HTTPRequest(method: "GET", target: "/"), to: url, timeout: .seconds(5)).body == Data("a".utf8))
+        #expect(try await client.send(HTTPRequest(method: "GET", target: "/"), to: url, timeout: .seconds(5)).body == Data("b".utf8))
+    }
+
     @Test("a refused connection and a timeout are transport errors, not responses")
     func transportFailures() async throws {
         let client = HTTPClient()
@@ -89,6 +123,21 @@ struct HTTPServerClientTests {
         let after = try await HTTPClient().send(HTTPRequest(method: "POST", target: "/", body: Data("ok".utf8)),
                                                 to: URL(string: "http://127.0.0.1:\(port)/")!, timeout: .seconds(2))
         #expect(after.status == 200)
+    }
+
+    @Test("pipelined requests are answered in order, even when the first handler is the slower one")
+    func pipelinedInOrder() async throws {
+        let server = HTTPServer(.init()) { request in
+            if request.path == "/slow" { try await Task.sleep(for: .milliseconds(300)) }
+            return .text(200, String(request.path.dropFirst()))
+        }
+        try server.start()
+        defer { server.stop() }
+        let answer = try await rawExchange(port: server.port, Array("GET /slow HTTP/1.1\r\n\r\nGET /fast HTTP/1.1\r\nConnection: close\r\n\r\n".utf8))
+        let slow = try #require(answer.range(of: "slow"))
+        let fast = try #require(answer.range(of: "fast"))
+        #expect(slow.lowerBound < fast.lowerBound)
+        #expect(answer.components(separatedBy: "HTTP/1.1 200 ").count == 3)
     }
 
     @Test("a chunked request body is accepted and decoded")

@@ -87,12 +87,6 @@ public struct IngressService: Sendable {
 
     // MARK: - Routes
 
-    private struct Accepted: Encodable {
-        let id: String
-        let created: Bool
-        let held_in: String?
-    }
-
     private struct AcceptedBatch: Encodable {
         let ids: [String]
         let created: Int
@@ -104,7 +98,7 @@ public struct IngressService: Sendable {
         // One message per request: requests arriving together share a commit (group commit).
         let result = try await produce(in: store) { try await producer.store(message, in: store) }
         let receipt = result.receipts[0]
-        return accepted(.json(202, Accepted(id: receipt.id.uuidString.lowercased(), created: receipt.created, held_in: result.heldIn)),
+        return accepted(Self.acceptedOne(id: receipt.id.uuidString.lowercased(), created: receipt.created, heldIn: result.heldIn),
                         heldIn: result.heldIn)
     }
 
@@ -157,7 +151,8 @@ public struct IngressService: Sendable {
     // MARK: - Checks
 
     private func storeName(_ segment: String) throws -> String {
-        guard let name = segment.removingPercentEncoding, !name.isEmpty else {
+        // Most names hold no %: skip Foundation's decoding (a cost per request).
+        guard let name = segment.utf8.contains(UInt8(ascii: "%")) ? segment.removingPercentEncoding : segment, !name.isEmpty else {
             throw HTTPError(400, "store name \"\(segment)\" in the path is empty or badly percent-encoded")
         }
         return name
