@@ -213,9 +213,8 @@ enum BareSQLReference {
             try scenario.script.write(to: script, atomically: true, encoding: .utf8)
             let threads = min(scenario.clients, 2)
             let arguments = ["--no-vacuum", "-f", script.path, "-c", "\(scenario.clients)", "-j", "\(threads)", "-T", "\(seconds)"]
-            let child = try await Self.spawn(executable, arguments, environment: environment)
+            let child = try ChildProcess(executable, arguments, environment: environment)
             defer { child.cleanUp() }
-            // SIGKILL: pgbench inherits SIG_IGN for SIGINT and SIGTERM when depot traps them.
             let status = await withTaskCancellationHandler {
                 await child.wait()
             } onCancel: {
@@ -240,20 +239,6 @@ enum BareSQLReference {
             let prefix = "number of transactions actually processed: "
             guard let line = output.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix(prefix) }) else { return nil }
             return Int(line.dropFirst(prefix.count).prefix { $0.isNumber })
-        }
-
-        /// Starts the child from a fresh thread with no signal blocked: a child inherits its
-        /// spawning thread's signal mask, and Swift's pool threads block SIGALRM, which pgbench's
-        /// -T timer needs (spawned from one, `pgbench -T 5` never stops).
-        static func spawn(_ executable: String, _ arguments: [String], environment: [String: String]) async throws -> ChildProcess {
-            try await withCheckedThrowingContinuation { continuation in
-                Thread {
-                    var none = sigset_t()
-                    sigemptyset(&none)
-                    pthread_sigmask(SIG_SETMASK, &none, nil)
-                    continuation.resume(with: Result { try ChildProcess(executable, arguments, environment: environment) })
-                }.start()
-            }
         }
 
         /// PG15 prints `tps = 1234.567890 (without initial connection time)`.
