@@ -5,7 +5,7 @@ extension ConformanceCheck {
     /// Every check, in a sensible reading order.
     public static let all: [ConformanceCheck] = [
         roundTripsPayloadsAndHeaders, receiptsFollowInputOrder, claimsByPriorityThenArrival,
-        leasesAreExclusive, ackRemovesOnlyTheHoldersMessages, releaseReturnsAtRetryTime,
+        leasesAreExclusive, ackRemovesOnlyTheHoldersMessages, ackAndClaimTakesTheNextBatch, releaseReturnsAtRetryTime,
         expiredLeaseIsClaimableAgainWithAttemptsCounted, extendedLeaseStaysWithItsHolder, givenBackMessageKeepsItsAttempts, delayedMessagesWait, groupsGoOneAtATimeInOrder,
         idempotencyKeyStoresOnce, givenIDIsKeptAndStoredOnce, deadLetterTakesTheMessageOut, countsAndPeekShowWhatWaits, purgeEmptiesTheStore,
     ]
@@ -30,6 +30,21 @@ extension ConformanceCheck {
             try expect(got.contentType == original.contentType, "content type \(String(describing: original.contentType)) came back as \(String(describing: got.contentType))")
             try expect(got.store == store.name, "message store is \(got.store), expected \(store.name)")
         }
+    }
+
+    public static let ackAndClaimTakesTheNextBatch = ConformanceCheck(name: "ack-and-claim acks the holder's messages and leases the next") { store in
+        let receipts = try await store.store((0..<5).map { text("m\($0)") })
+        let first = try await store.claim(limit: 2, consumer: "c1", lease: .seconds(60))
+        let other = try await store.claim(limit: 1, consumer: "c2", lease: .seconds(60))
+        // c1 acks its two and, by mistake, c2's one: only its own go.
+        let next = try await store.ackAndClaim(first.map(\.id) + other.map(\.id), limit: 10, consumer: "c1", lease: .seconds(60))
+        try expect(next.map(\.id) == Array(receipts.map(\.id)[3...]), "ack-and-claim leased \(next.count) messages, expected the last 2 in order")
+        let left = try await store.counts().total
+        try expect(left == 3, "expected 3 messages left (c2's and the 2 leased), found \(left)")
+        try expect(try await store.ack(other.map(\.id), consumer: "c2") == 1, "c2's message must survive c1's ack")
+        let last = try await store.ackAndClaim(next.map(\.id), limit: 10, consumer: "c1", lease: .seconds(60))
+        try expect(last.isEmpty, "nothing is left to claim, got \(last.count)")
+        try expect(try await store.counts().total == 0, "the store must be empty after the last ack")
     }
 
     public static let receiptsFollowInputOrder = ConformanceCheck(name: "receipts follow input order") { store in

@@ -82,11 +82,28 @@ final class ProcessorRuntime: @unchecked Sendable {
         }
     }
 
-    /// Claims one batch and settles every message in it; returns how many were claimed.
+    /// Claims a batch and settles every message in it; returns how many were claimed. A member
+    /// with no pacing (interval 0, no cron) that got a full batch goes on at once: it acks what it
+    /// delivered and claims the next batch in one round trip, until a batch comes back short.
     func runOnce(consumer: String) async throws -> Int {
         let limit = definition.kind == .sampling ? definition.concurrency : definition.batchSize
-        let batch = try await plan.source.claim(limit: limit, consumer: consumer, lease: lease)
-        guard !batch.isEmpty else { return 0 }
+        let continuous = plan.cron == nil && definition.intervalMilliseconds == 0
+        var batch = try await plan.source.claim(limit: limit, consumer: consumer, lease: lease)
+        var claimed = 0
+        while !batch.isEmpty {
+            claimed += batch.count
+            let delivered = try await settleBatch(batch, consumer: consumer)
+            guard continuous, batch.count == limit, !isStopping else {
+                try await plan.source.ack(delivered, consumer: consumer)
+                break
+            }
+            batch = try await plan.source.ackAndClaim(delivered, limit: limit, consumer: consumer, lease: lease)
+        }
+        return claimed
+    }
+
+    /// Delivers and settles a claimed batch; returns the ids delivered, for the caller to ack.
+    private func settleBatch(_ batch: [Message], consumer: String) async throws -> [UUID] {
         let keeper = keepLeases(batch.map(\.id), consumer: consumer)
         defer { keeper.cancel() }
         var delivered: [UUID] = []
@@ -122,8 +139,7 @@ final class ProcessorRuntime: @unchecked Sendable {
             _ = try? await plan.source.ack(delivered, consumer: consumer)
             throw error
         }
-        try await plan.source.ack(delivered, consumer: consumer)
-        return batch.count
+        return delivered
     }
 
     /// One attempt at the target, timed for the latency histogram.

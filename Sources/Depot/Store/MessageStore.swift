@@ -32,6 +32,11 @@ public protocol MessageStore: Sendable {
     @discardableResult
     func release(_ id: UUID, consumer: String, retryAt: Date, error: String?) async throws -> Bool
 
+    /// Acks `ids` and leases up to `limit` more, as one step where the store can: a member that
+    /// finished a batch and wants the next pays one round trip and one commit instead of two.
+    /// The acked messages are never among those claimed.
+    func ackAndClaim(_ ids: [UUID], limit: Int, consumer: String, lease: Duration) async throws -> [Message]
+
     /// Returns messages `consumer` claimed but never tried (a stopping node's unstarted batch):
     /// claimable again now, the claim's attempt not counted. Returns how many went back.
     @discardableResult
@@ -64,6 +69,11 @@ public protocol MessageStore: Sendable {
 }
 
 extension MessageStore {
+    public func ackAndClaim(_ ids: [UUID], limit: Int, consumer: String, lease: Duration) async throws -> [Message] {
+        try await ack(ids, consumer: consumer)
+        return try await claim(limit: limit, consumer: consumer, lease: lease)
+    }
+
     @discardableResult
     public func move(_ message: Message, consumer: String, to target: any MessageStore) async throws -> Bool {
         try await moveByCopying(message, consumer: consumer, to: target)

@@ -43,6 +43,13 @@ public struct PostgresStore: MessageStore {
         return try rows.map(Self.message(from:)).sorted(by: Self.deliveryOrder)
     }
 
+    /// One statement, one commit: the ack's DELETE and the next claim share a transaction.
+    public func ackAndClaim(_ ids: [UUID], limit: Int, consumer: String, lease: Duration) async throws -> [Message] {
+        try StoreError.checkLimit(limit)
+        let rows = try await pool.query(Self.messageClaim(store: name, limit: limit, consumer: consumer, lease: lease, acking: ids))
+        return try rows.map(Self.message(from:)).sorted(by: Self.deliveryOrder)
+    }
+
     @discardableResult
     public func ack(_ ids: [UUID], consumer: String) async throws -> Int {
         guard !ids.isEmpty else { return 0 }
@@ -181,11 +188,17 @@ public struct PostgresStore: MessageStore {
     /// The NOT EXISTS keeps a group to one message at a time: only a group's oldest message is
     /// claimable, and it stays oldest (blocking the rest) while leased or waiting for a retry;
     /// a group with any live lease is skipped outright, whatever the order rows committed in.
-    static func messageClaim(store: String, limit: Int, consumer: String, lease: Duration) -> SQL {
+    /// `acking`: ids the consumer delivered, deleted in the same statement (and never re-claimed
+    /// by it, even if their lease ran out); empty for a plain claim.
+    static func messageClaim(store: String, limit: Int, consumer: String, lease: Duration, acking: [UUID] = []) -> SQL {
         """
-            WITH next AS (
+            WITH acked AS (
+                DELETE FROM depot.messages WHERE id = ANY(\(acking)) AND locked_by = \(consumer)
+            ),
+            next AS (
                 SELECT m.id FROM depot.messages m
                 WHERE m.store = \(store)
+                  AND m.id <> ALL(\(acking))
                   AND m.available_at <= now()
                   AND (m.locked_until IS NULL OR m.locked_until <= now())
                   AND (m.group_key IS NULL OR NOT EXISTS (
