@@ -219,8 +219,9 @@ struct NodeBehaviourTests {
         try await cluster.sql("""
             INSERT INTO depot.processors (name, kind, store, target_endpoint, cron) VALUES ('hourly', 'forwarding', 'orders', 'backend', '0 * * * *')
             """)
-        let node = cluster.startNode("node-a")
+        // Stored first: the members' first claim takes it, then they sleep out the minute.
         _ = try await cluster.storeTexts("orders", count: 1)
+        let node = cluster.startNode("node-a")
         #expect(try await eventually { echo.snapshot().succeeded == 1 })
         let stopped = Tally()
         Task {

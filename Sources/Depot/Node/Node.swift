@@ -211,9 +211,10 @@ public actor Node {
                 defer { connection.close() }
                 try await connection.listen("depot_config")
                 try await connection.listen("depot_messages")
+                // Rows changed before LISTEN took effect sent notifications no one heard: read them again.
+                reconcileSignal.wake()
                 if attempt > 0 {
                     NodeLog.info(node: configuration.name, "listening again")
-                    reconcileSignal.wake()
                     wakeAll()
                 }
                 attempt = 0

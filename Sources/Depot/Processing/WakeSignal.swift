@@ -1,13 +1,16 @@
 import Foundation
 
 /// Wakes tasks that wait for something to happen (new messages, a stop request) or for a timeout,
-/// whichever comes first. `wake()` releases every current waiter; a later waiter waits anew.
-/// `close()` releases everyone for good: a stop request is never missed by a task that was busy
-/// when it came.
+/// whichever comes first. `wake()` releases every current waiter; with no one waiting, it is kept
+/// for the next waiter, which returns at once (a notification that came while a task was busy is
+/// not lost). `close()` releases everyone for good: a stop request is never missed by a task that
+/// was busy when it came.
 final class WakeSignal: @unchecked Sendable {
     private let lock = NSLock()
     private var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
     private var closed = false
+    /// A wake that found no one waiting, kept for the next `wait`.
+    private var missed = false
 
     /// Wakes every waiter now and every later one at once.
     func close() {
@@ -18,6 +21,7 @@ final class WakeSignal: @unchecked Sendable {
     /// Releases everyone waiting now.
     func wake() {
         let released = lock.withLock { () -> [CheckedContinuation<Void, Never>] in
+            if waiters.isEmpty { missed = true }
             let all = Array(waiters.values)
             waiters.removeAll()
             return all
@@ -31,11 +35,15 @@ final class WakeSignal: @unchecked Sendable {
         let id = UUID()
         var timer: Task<Void, Never>?
         await withCheckedContinuation { continuation in
-            let isClosed = lock.withLock {
-                if !closed { waiters[id] = continuation }
-                return closed
+            let returnsNow = lock.withLock {
+                if closed || missed {
+                    missed = false
+                    return true
+                }
+                waiters[id] = continuation
+                return false
             }
-            if isClosed {
+            if returnsNow {
                 continuation.resume()
                 return
             }
