@@ -1,0 +1,85 @@
+import Depot
+import Foundation
+import Postgres
+import Testing
+import TestSupport
+
+/// Messages belong to declared stores. Migration 0006 keeps that rule with triggers checked once
+/// per statement instead of a per-row foreign key; these tests hold it to the same behaviour.
+@Suite("Messages stay tied to declared stores")
+struct StoreIntegrityTests {
+    @Test("a direct INSERT into an undeclared store is refused and names the store")
+    func directInsertIntoUndeclaredStore() async throws {
+        let pool = try await TestDatabase.shared()
+        let error = await #expect(throws: PostgresError.self) {
+            try await pool.query("INSERT INTO depot.messages (store, payload) VALUES ('no-such-store', 'x')")
+        }
+        #expect(error?.sqlState == .foreignKeyViolation)
+        #expect(error?.message.contains("no-such-store") == true, "\(String(describing: error))")
+    }
+
+    @Test("a store holding messages cannot be deleted; once purged it can")
+    func deleteRefusedWhileMessagesRemain() async throws {
+        let pool = try await TestDatabase.shared()
+        let name = try await TestDatabase.declareStore(on: pool)
+        _ = try await PostgresStore(name: name, pool: pool).store(OutgoingMessage(text: "still here"))
+        let error = await #expect(throws: PostgresError.self) {
+            try await pool.query("DELETE FROM depot.stores WHERE name = \(name)")
+        }
+        #expect(error?.sqlState == .foreignKeyViolation)
+        try await pool.query("SELECT depot.purge_store(\(name))")
+        #expect(try await pool.query("DELETE FROM depot.stores WHERE name = \(name)").affectedRows == 1)
+    }
+
+    @Test("renaming a store carries its messages along")
+    func renameCascades() async throws {
+        let pool = try await TestDatabase.shared()
+        let name = try await TestDatabase.declareStore(on: pool)
+        let id = try await PostgresStore(name: name, pool: pool).store(OutgoingMessage(text: "follow me")).id
+        let renamed = name + "-renamed"
+        try await pool.query("UPDATE depot.stores SET name = \(renamed) WHERE name = \(name)")
+        #expect(try await PostgresStore(name: renamed, pool: pool).peek(limit: 5).map(\.id) == [id])
+        #expect(try await PostgresStore(name: name, pool: pool).peek(limit: 5).isEmpty)
+    }
+
+    @Test("moving a message into an undeclared store is refused and the message stays")
+    func moveToUndeclaredStore() async throws {
+        let pool = try await TestDatabase.shared()
+        let source = PostgresStore(name: try await TestDatabase.declareStore(on: pool), pool: pool)
+        _ = try await source.store(OutgoingMessage(text: "stay"))
+        let claimed = try #require(try await source.claim(limit: 1, consumer: "c", lease: .seconds(30)).first)
+        let error = await #expect(throws: StoreError.self) {
+            try await source.move(claimed, consumer: "c", to: PostgresStore(name: "nowhere-\(UUID())", pool: pool))
+        }
+        #expect(error?.code == .undeclaredStore)
+        #expect(try await source.counts().inFlight == 1)
+    }
+
+    @Test("a store cannot be deleted under a transaction that is adding messages to it")
+    func deleteWaitsForAnInsertingTransaction() async throws {
+        let pool = try await TestDatabase.shared()
+        let name = try await TestDatabase.declareStore(on: pool)
+        let store = PostgresStore(name: name, pool: pool)
+        let deleter = ConnectionPool(pool.configuration, maximumConnections: 1)
+        let watcher = ConnectionPool(pool.configuration, maximumConnections: 1)
+        defer { Task { await deleter.close(); await watcher.close() } }
+
+        let deletion = try await pool.withTransaction { connection in
+            _ = try await store.store([OutgoingMessage(text: "in flight")], on: connection)
+            // The delete must wait for this transaction: its messages are not committed yet.
+            let deletion = Task {
+                try await deleter.query("DELETE FROM depot.stores WHERE name = \(name)")
+            }
+            let waits = try await eventually {
+                try await watcher.query("""
+                    SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%DELETE FROM depot.stores%'
+                    """).count == 1
+            }
+            #expect(waits, "the DELETE should wait on the store row's lock")
+            return deletion
+        }
+        let error = await #expect(throws: PostgresError.self) { try await deletion.value }
+        #expect(error?.sqlState == .foreignKeyViolation)
+        #expect(try await store.counts().ready == 1)
+    }
+}
