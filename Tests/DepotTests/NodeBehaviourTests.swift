@@ -256,6 +256,32 @@ struct NodeBehaviourTests {
         #expect(seen.counts.filter { $0.key != "m3" }.values.allSatisfy { $0 == 1 })
     }
 
+    @Test("8 members at interval 0 drain 50,000 messages: each handled once, no ack lost to a deadlock between members")
+    func eightMembersAckAndClaim() async throws {
+        let cluster = try await Cluster.fresh()
+        let seen = Tally()
+        var handlers = HandlerRegistry.stock
+        handlers.register("count") { context in _ = seen.add(String(decoding: context.message.payload, as: UTF8.self)) }
+        try await cluster.sql("""
+            INSERT INTO depot.stores (name) VALUES ('orders');
+            INSERT INTO depot.processors (name, kind, store, handler, interval_ms, concurrency, member_count)
+            VALUES ('sampler', 'sampling', 'orders', 'count', 0, 100, 8);
+            """)
+        _ = try await cluster.storeTexts("orders", count: 50_000)
+        let node = cluster.startNode("node-a", handlers: handlers)
+        // Members ack a full batch and claim the next in one statement. If two such statements
+        // deadlock, one rolls back with its acks, and those messages come again after the lease.
+        let drained = try await eventually(timeout: .seconds(60)) {
+            try await cluster.integer("SELECT count(*) FROM depot.messages") == 0
+        }
+        try await node.stop()
+        #expect(drained)
+        let counts = seen.counts
+        #expect(counts.count == 50_000)
+        let twice = counts.filter { $0.value > 1 }
+        #expect(twice.isEmpty, "\(twice.count) messages handled more than once, e.g. \(twice.prefix(3))")
+    }
+
     @Test("sampling with call:ENDPOINT sends each message to that endpoint")
     func samplingCallsAnEndpoint() async throws {
         let cluster = try await Cluster.fresh()

@@ -97,7 +97,13 @@ final class ProcessorRuntime: @unchecked Sendable {
                 try await plan.source.ack(delivered, consumer: consumer)
                 break
             }
-            batch = try await plan.source.ackAndClaim(delivered, limit: limit, consumer: consumer, lease: lease)
+            do {
+                batch = try await plan.source.ackAndClaim(delivered, limit: limit, consumer: consumer, lease: lease)
+            } catch {
+                // The statement rolled back with its acks; ack on their own, or they come again.
+                try await plan.source.ack(delivered, consumer: consumer)
+                throw error
+            }
         }
         return claimed
     }

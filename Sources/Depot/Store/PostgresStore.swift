@@ -189,15 +189,20 @@ public struct PostgresStore: MessageStore {
     /// claimable, and it stays oldest (blocking the rest) while leased or waiting for a retry;
     /// a group with any live lease is skipped outright, whatever the order rows committed in.
     /// `acking`: ids the consumer delivered, deleted in the same statement (and never re-claimed
-    /// by it, even if their lease ran out); empty for a plain claim.
+    /// by it, even if their lease ran out); empty for a plain claim. The delete finishes before
+    /// the claim locks anything (the one-time `count(*) FROM acked` gate): a claim can leave a
+    /// lock on a row another member has leased (it locks the row's newest version, then finds it
+    /// leased), and two statements that each waited in their delete while holding such a lock
+    /// from their claim would deadlock. Once its delete is done a statement never waits again.
     static func messageClaim(store: String, limit: Int, consumer: String, lease: Duration, acking: [UUID] = []) -> SQL {
         """
             WITH acked AS (
-                DELETE FROM depot.messages WHERE id = ANY(\(acking)) AND locked_by = \(consumer)
+                DELETE FROM depot.messages WHERE id = ANY(\(acking)) AND locked_by = \(consumer) RETURNING 1
             ),
             next AS (
                 SELECT m.id FROM depot.messages m
-                WHERE m.store = \(store)
+                WHERE (SELECT count(*) FROM acked) >= 0
+                  AND m.store = \(store)
                   AND m.id <> ALL(\(acking))
                   AND m.available_at <= now()
                   AND (m.locked_until IS NULL OR m.locked_until <= now())
