@@ -8,8 +8,10 @@
 --    Locking is what a foreign key takes: KEY SHARE on the store row until commit, so a store
 --    cannot be deleted under a transaction that is adding messages to it.
 -- 2. store_batch answers row by row from PL/pgSQL and looks up idempotency keys for every row.
---    A batch with no idempotency keys and no ids (the common case) is now one INSERT … SELECT
---    FROM unnest … RETURNING.
+--    A batch without idempotency keys is now one INSERT … SELECT FROM unnest: with no ids, a
+--    plain INSERT … RETURNING; with ids (producers give every message its id before the first
+--    try, so that a late commit and its retry store one message), ON CONFLICT DO NOTHING, and an
+--    id already stored answers created = false, as the general path does.
 
 ALTER TABLE depot.messages DROP CONSTRAINT messages_store_fkey;
 
@@ -83,8 +85,7 @@ $$;
 CREATE TRIGGER stores_keep_messages AFTER UPDATE OF name OR DELETE ON depot.stores
 FOR EACH ROW EXECUTE FUNCTION depot.stores_keep_messages();
 
--- store_batch (the 9-argument form of 0002) with a fast path for batches that need no
--- idempotency bookkeeping and carry no ids.
+-- store_batch (the 9-argument form of 0002) with the two one-statement paths above.
 CREATE OR REPLACE FUNCTION depot.store_batch(
     p_store            text,
     p_payloads         bytea[],
@@ -113,7 +114,7 @@ BEGIN
     END IF;
     IF coalesce(cardinality(array_remove(p_ids, NULL)), 0) = 0
        AND coalesce(cardinality(array_remove(p_idempotency_keys, NULL)), 0) = 0 THEN
-        -- RETURNING gives the rows in the order they were inserted, which is the input's.
+        -- No ids and no keys: RETURNING gives the rows in the order they were inserted.
         RETURN QUERY
         INSERT INTO depot.messages AS m (store, payload, headers, content_type, priority, available_at, group_key)
         SELECT p_store, coalesce(u.payload, ''), coalesce(u.headers, '{}'), u.content_type, coalesce(u.priority, 0),
@@ -122,6 +123,30 @@ BEGIN
              WITH ORDINALITY AS u (payload, headers, content_type, priority, delay_ms, group_key, ord)
         ORDER BY u.ord
         RETURNING m.id, true;
+        RETURN;
+    END IF;
+    IF coalesce(cardinality(array_remove(p_idempotency_keys, NULL)), 0) = 0 THEN
+        -- Ids but no idempotency keys: one INSERT … SELECT as well. Ids given by the caller (producers assign
+        -- them so that a late commit and its retry store one message) are kept; an id already
+        -- stored comes back with created = false.
+        RETURN QUERY
+        WITH input AS (
+            SELECT u.ord, coalesce(p_ids[u.ord], gen_random_uuid()) AS new_id, coalesce(u.payload, '') AS payload,
+                   coalesce(u.headers, '{}') AS headers, u.content_type, coalesce(u.priority, 0) AS priority,
+                   greatest(coalesce(u.delay_ms, 0), 0) AS delay_ms, u.group_key
+            FROM unnest(p_payloads, p_headers, p_content_types, p_priorities, p_delays_ms, p_group_keys)
+                 WITH ORDINALITY AS u (payload, headers, content_type, priority, delay_ms, group_key, ord)
+        ),
+        inserted AS (
+            INSERT INTO depot.messages AS m (id, store, payload, headers, content_type, priority, available_at, group_key)
+            SELECT i.new_id, p_store, i.payload, i.headers, i.content_type, i.priority,
+                   now() + i.delay_ms * interval '1 millisecond', i.group_key
+            FROM input i
+            ORDER BY i.ord
+            ON CONFLICT ON CONSTRAINT messages_pkey DO NOTHING
+            RETURNING m.id
+        )
+        SELECT i.new_id, x.id IS NOT NULL FROM input i LEFT JOIN inserted x ON x.id = i.new_id ORDER BY i.ord;
         RETURN;
     END IF;
     FOR r IN
