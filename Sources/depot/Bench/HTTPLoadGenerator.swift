@@ -1,0 +1,111 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Drives many keep-alive HTTP/1.1 connections to a loopback server from one thread with poll(2),
+/// one request in flight per connection, as `wrk` does: the load generator shares this 2-core
+/// machine with the node and PostgreSQL, so it must cost little per request (a thread per
+/// client cost more CPU than the server it measured).
+struct HTTPLoadGenerator {
+    /// What a run did: answers counted by whether they had the accepted status, and each answer's latency.
+    struct Outcome {
+        var accepted = 0
+        var refused = 0
+        var latencies: [Duration] = []
+    }
+
+    let port: Int
+    let connections: Int
+    /// The whole request, sent again as is each time.
+    let request: [UInt8]
+    /// The status that counts as accepted; any other is refused.
+    let acceptedStatus: Int
+
+    /// Runs until `seconds` have passed, on a thread of its own (never the cooperative pool).
+    func run(seconds: Int) async throws -> Outcome {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread { continuation.resume(with: Result { try runBlocking(until: .now + .seconds(seconds)) }) }
+            thread.name = "depot.bench.http-load"
+            thread.start()
+        }
+    }
+
+    private struct Client {
+        var descriptor: Int32
+        var buffer: [UInt8] = []
+        var started = ContinuousClock.now
+    }
+
+    private func runBlocking(until deadline: ContinuousClock.Instant) throws -> Outcome {
+        var clients: [Client] = []
+        defer { for client in clients { close(client.descriptor) } }
+        for _ in 0..<connections { clients.append(Client(descriptor: try connectLoopback())) }
+        var result = Outcome()
+        result.latencies.reserveCapacity(1 << 20)
+        for index in clients.indices { try send(&clients[index]) }
+        var polled = clients.map { pollfd(fd: $0.descriptor, events: Int16(POLLIN), revents: 0) }
+        var scratch = [UInt8](repeating: 0, count: 65536)
+        while ContinuousClock.now < deadline {
+            let ready = poll(&polled, nfds_t(polled.count), 100)
+            if ready < 0 && errno == EINTR { continue }
+            guard ready >= 0 else { throw BenchFailure("poll failed: \(String(cString: strerror(errno)))") }
+            for index in polled.indices where polled[index].revents != 0 {
+                let count = scratch.withUnsafeMutableBytes { recv(clients[index].descriptor, $0.baseAddress, $0.count, 0) }
+                if count < 0 && (errno == EAGAIN || errno == EINTR) { continue }
+                guard count > 0 else { throw BenchFailure("the server closed a kept-alive connection during the HTTP load") }
+                clients[index].buffer += scratch[0..<count]
+                while let status = try takeResponse(&clients[index].buffer) {
+                    result.latencies.append(.now - clients[index].started)
+                    if status == acceptedStatus { result.accepted += 1 } else { result.refused += 1 }
+                    if ContinuousClock.now < deadline { try send(&clients[index]) }
+                }
+            }
+        }
+        return result
+    }
+
+    private func send(_ client: inout Client) throws {
+        client.started = .now
+        let sent = request.withUnsafeBytes { Glibc.send(client.descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        // A request of a few hundred bytes always fits an empty socket buffer.
+        guard sent == request.count else { throw BenchFailure("sending an HTTP request failed: \(String(cString: strerror(errno)))") }
+    }
+
+    /// Removes one whole response from the front of `buffer` and returns its status, or nil when
+    /// it has not all arrived.
+    private func takeResponse(_ buffer: inout [UInt8]) throws -> Int? {
+        guard let headEnd = buffer.firstRange(of: [13, 10, 13, 10]) else { return nil }
+        let head = String(decoding: buffer[..<headEnd.lowerBound], as: UTF8.self)
+        let lines = head.split(separator: "\r\n")
+        guard let statusLine = lines.first, statusLine.count >= 12, let status = Int(statusLine.dropFirst(9).prefix(3)) else {
+            throw BenchFailure("malformed HTTP response head: \(head.prefix(200))")
+        }
+        var length = 0
+        for line in lines.dropFirst() where line.lowercased().hasPrefix("content-length:") {
+            length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) ?? 0
+        }
+        guard buffer.count >= headEnd.upperBound + length else { return nil }
+        buffer.removeFirst(headEnd.upperBound + length)
+        return status
+    }
+
+    private func connectLoopback() throws -> Int32 {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard descriptor >= 0 else { throw BenchFailure("socket failed: \(String(cString: strerror(errno)))") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(descriptor)
+            throw BenchFailure("connecting to 127.0.0.1:\(port) failed: \(String(cString: strerror(errno)))")
+        }
+        var on: Int32 = 1
+        setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
+        return descriptor
+    }
+}
