@@ -205,12 +205,43 @@ public struct JSONB: PostgresArrayElement, Hashable {
     }
 }
 
+private let hexDigits = Array("0123456789abcdef".utf8)
+
 /// A string map stored as a `jsonb` object: message headers.
 extension Dictionary: PostgresEncodable, PostgresDecodable where Key == String, Value == String {
     public static var postgresType: PostgresType { .jsonb }
+    /// Written by hand rather than with `JSONEncoder`: every stored message carries its headers,
+    /// and the encoder's setup cost more than the insert's share of the database's work.
     public func encode(into buffer: inout [UInt8]) {
-        // Encoding a [String: String] cannot fail.
-        (try? JSONB(encoding: self))?.encode(into: &buffer)
+        buffer.append(1)  // jsonb version
+        guard !isEmpty else { return buffer.append(contentsOf: [UInt8(ascii: "{"), UInt8(ascii: "}")]) }
+        buffer.append(UInt8(ascii: "{"))
+        for (index, key) in keys.sorted().enumerated() {
+            if index > 0 { buffer.append(UInt8(ascii: ",")) }
+            Self.appendJSONString(key, to: &buffer)
+            buffer.append(UInt8(ascii: ":"))
+            Self.appendJSONString(self[key]!, to: &buffer)
+        }
+        buffer.append(UInt8(ascii: "}"))
+    }
+
+    /// `text` as a JSON string literal: quote, backslash and control characters escaped.
+    static func appendJSONString(_ text: String, to buffer: inout [UInt8]) {
+        buffer.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+                buffer.append(UInt8(ascii: "\\"))
+                buffer.append(byte)
+            case 0..<0x20:
+                buffer.append(contentsOf: Array("\\u00".utf8))
+                buffer.append(hexDigits[Int(byte >> 4)])
+                buffer.append(hexDigits[Int(byte & 0x0F)])
+            default:
+                buffer.append(byte)
+            }
+        }
+        buffer.append(UInt8(ascii: "\""))
     }
     public static func decode(from bytes: UnsafeRawBufferPointer, type: PostgresType) throws -> [String: String] {
         let json = try JSONB.decode(from: bytes, type: type)

@@ -33,6 +33,32 @@ struct TypeRoundTripTests {
         #expect(missing == nil)
     }
 
+    @Test("string maps become jsonb objects that PostgreSQL reads key by key, whatever the characters")
+    func stringMapsAsJSONB() async throws {
+        let connection = try await Connection.connect(ConnectionConfiguration(try TestDatabase.serverURL()))
+        defer { connection.close() }
+        let awkward: [String: String] = [
+            "quote\"and\\backslash": "value \"quoted\" \\ end",
+            // (No NUL: jsonb cannot hold \u0000, whoever encodes it.)
+            "controls": "tab\tnewline\nreturn\rbell\u{7}unit\u{1F}",
+            "unicode żółw": "emoji 🐢 and / slash",
+            "": "",
+            "b": "2", "a": "1",
+        ]
+        for map in [awkward, [:], ["only": "one"]] {
+            let row = try #require(try await connection.query("""
+                SELECT \(map)::jsonb, (SELECT count(*) FROM jsonb_each_text(\(map)::jsonb)),
+                       (SELECT coalesce(jsonb_object_agg(key, value), '{}') FROM jsonb_each_text(\(map)::jsonb))::text
+                """).first)
+            let (decoded, count, text) = try row.decode(([String: String], Int, String).self)
+            #expect(decoded == map)
+            #expect(count == map.count)
+            // PostgreSQL's own reading of each value, not only our decoder's.
+            let reread = try JSONDecoder().decode([String: String].self, from: Data(text.utf8))
+            #expect(reread == map)
+        }
+    }
+
     @Test("arrays with NULLs and empty arrays")
     func arraysWithNulls() async throws {
         let connection = try await Connection.connect(ConnectionConfiguration(try TestDatabase.serverURL()))

@@ -69,7 +69,7 @@ public final class Producer: Sendable {
         let route = try await routes.definition(of: name)
         let batch = messages.map { message in
             var message = message
-            message.id = message.id ?? UUID()
+            message.id = message.id ?? UUID.random()
             return message
         }
         let primary = try stores.store(named: name, kind: route.kind)

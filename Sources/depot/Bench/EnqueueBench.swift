@@ -51,8 +51,10 @@ enum EnqueueBench {
         request += "Content-Type: text/plain\r\nContent-Length: \(payload.count)\r\n\r\n"
         let load = HTTPLoadGenerator(port: port, connections: 50, request: Array(request.utf8) + payload, acceptedStatus: 202)
         let started = ContinuousClock.now
+        let cpuBefore = node.cpuSeconds
         let outcome = try await load.run(seconds: seconds)
         let rate = Double(outcome.accepted) / (ContinuousClock.now - started).benchSeconds
+        let cpuPerMessage = (node.cpuSeconds - cpuBefore) / Double(max(outcome.accepted, 1)) * 1e6
         await node.stop()
         if outcome.refused > 0 {
             throw BenchFailure("HTTP ingress refused \(outcome.refused) requests (expected 202 for every one)")
@@ -64,6 +66,7 @@ enum EnqueueBench {
             .rate("enqueue", "HTTP ingress, 50 clients", rate, against: nil, references: context.references, minimumRate: 10_000),
             .atMost("enqueue", "HTTP ingress p50", summary.p50, unit: "ms", limit: nil),
             .atMost("enqueue", "HTTP ingress p99", summary.p99, unit: "ms", limit: 20),
+            BenchFigure(scenario: "enqueue", measure: "HTTP ingress node CPU per message", value: cpuPerMessage, unit: "µs/msg"),
         ]
     }
 
