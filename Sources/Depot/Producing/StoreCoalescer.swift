@@ -16,13 +16,16 @@ final class StoreCoalescer: @unchecked Sendable {
     private let write: Write
     /// Most messages one round trip takes. Default 1000.
     private let maximumBatch: Int
-    /// Batches in flight at once: one being committed while the next one fills. Default 2.
+    /// Batches in flight at once. Default 1: while one commits, the callers arriving meanwhile
+    /// wait and go out together in the next, so each commit carries all that came during the
+    /// last. (With 2, batches were half as big and HTTP ingress cost a third more node CPU per
+    /// message, for 35% fewer messages/s.)
     private let maximumInFlight: Int
     private let lock = NSLock()
     private var waiting: [Waiting] = []
     private var inFlight = 0
 
-    init(maximumBatch: Int = 1000, maximumInFlight: Int = 2, write: @escaping Write) {
+    init(maximumBatch: Int = 1000, maximumInFlight: Int = 1, write: @escaping Write) {
         self.maximumBatch = maximumBatch
         self.maximumInFlight = maximumInFlight
         self.write = write
