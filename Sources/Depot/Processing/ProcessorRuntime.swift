@@ -83,25 +83,53 @@ final class ProcessorRuntime: @unchecked Sendable {
     }
 
     /// Claims a batch and settles every message in it; returns how many were claimed. A member
-    /// with no pacing (interval 0, no cron) that got a full batch goes on at once: it acks what it
-    /// delivered and claims the next batch in one round trip, until a batch comes back short.
+    /// with no pacing (interval 0, no cron) that got a full batch goes on at once, until a batch
+    /// comes back short. How it acks and claims the next batch depends on the members:
+    ///
+    /// - many members: ack what it delivered and claim the next batch in one statement (one
+    ///   commit per batch; the members keep the database busy between them);
+    /// - one member: ack on a second connection while claiming the next batch, so the two
+    ///   round trips overlap instead of queueing one behind the other (in quick bench runs a
+    ///   lone member drained 14,500–20,700 messages/s this way, 13,400–15,400 with one statement;
+    ///   with 2 or 8 members it made no difference).
     func runOnce(consumer: String) async throws -> Int {
         let limit = definition.kind == .sampling ? definition.concurrency : definition.batchSize
         let continuous = plan.cron == nil && definition.intervalMilliseconds == 0
-        var batch = try await plan.source.claim(limit: limit, consumer: consumer, lease: lease)
+        let overlapAcks = definition.memberCount == 1
+        let source = plan.source
+        var batch = try await source.claim(limit: limit, consumer: consumer, lease: lease)
         var claimed = 0
+        var acking = PendingAck()
         while !batch.isEmpty {
             claimed += batch.count
-            let delivered = try await settleBatch(batch, consumer: consumer)
+            let delivered: [UUID]
+            do {
+                delivered = try await settleBatch(batch, consumer: consumer)
+            } catch {
+                await acking.finish()
+                throw error
+            }
+            // An earlier ack that failed is tried again with these.
+            let unacked = await acking.finish() + delivered
             guard continuous, batch.count == limit, !isStopping else {
-                try await plan.source.ack(delivered, consumer: consumer)
+                try await source.ack(unacked, consumer: consumer)
                 break
             }
+            if overlapAcks {
+                acking = PendingAck(unacked) { try await source.ack(unacked, consumer: consumer) }
+                do {
+                    batch = try await source.claim(limit: limit, consumer: consumer, lease: lease)
+                } catch {
+                    await acking.finish()
+                    throw error
+                }
+                continue
+            }
             do {
-                batch = try await plan.source.ackAndClaim(delivered, limit: limit, consumer: consumer, lease: lease)
+                batch = try await source.ackAndClaim(unacked, limit: limit, consumer: consumer, lease: lease)
             } catch {
                 // The statement rolled back with its acks; ack on their own, or they come again.
-                try await plan.source.ack(delivered, consumer: consumer)
+                try await source.ack(unacked, consumer: consumer)
                 throw error
             }
         }
