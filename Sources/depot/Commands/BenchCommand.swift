@@ -9,7 +9,7 @@ let benchCommand = Command(
     name: "bench",
     summary: "Measure Depot on this machine beside the bare SQL of the same cycle (pgbench) and print the figures.",
     options: [
-        OptionSpec(name: "quick", help: "short runs and small stores (a smoke test: about 4 minutes instead of 25)"),
+        OptionSpec(name: "quick", help: "short runs and small stores (a smoke test: about 4 minutes instead of 20)"),
         OptionSpec(name: "only", value: "LIST", help: "run only these scenarios, comma-separated: \(scenarioNames.joined(separator: ","))"),
         OptionSpec(name: "reference-seconds", value: "N", help: "seconds per bare-SQL reference run (default 10; 3 with --quick; 0 skips the reference)"),
         OptionSpec(name: "json", help: "print the report as JSON for scripts (progress still goes to standard error)"),
