@@ -41,7 +41,7 @@ enum EnqueueBench {
     }
 
     /// 50 keep-alive clients POSTing one message each per request to a node's ingress, driven by
-    /// one epoll thread so that the clients take little of the CPU the node and PostgreSQL share.
+    /// one poll(2) thread so that the clients take little of the CPU the node and PostgreSQL share.
     static func overHTTP(_ context: BenchContext, seconds: Int, payload: Data) async throws -> [BenchFigure] {
         let port = try freeLoopbackPort()
         let node = try await context.startNode("bench-http", ["--http", "127.0.0.1:\(port)"])
