@@ -207,9 +207,10 @@ public struct JSONB: PostgresArrayElement, Hashable {
 
 private let hexDigits = Array("0123456789abcdef".utf8)
 
-/// A string map stored as a `jsonb` object: message headers.
-extension Dictionary: PostgresEncodable, PostgresDecodable where Key == String, Value == String {
+/// A string map stored as a `jsonb` object: message headers (and `jsonb[]` for a batch's).
+extension Dictionary: PostgresEncodable, PostgresDecodable, PostgresArrayElement where Key == String, Value == String {
     public static var postgresType: PostgresType { .jsonb }
+    public static var arrayType: PostgresType { .jsonbArray }
     /// Written by hand rather than with `JSONEncoder`: every stored message carries its headers,
     /// and the encoder's setup cost more than the insert's share of the database's work.
     public func encode(into buffer: inout [UInt8]) {

@@ -57,6 +57,11 @@ struct TypeRoundTripTests {
             let reread = try JSONDecoder().decode([String: String].self, from: Data(text.utf8))
             #expect(reread == map)
         }
+        // As a batch's headers go: one jsonb[] parameter.
+        let maps = [awkward, [:], ["only": "one"]]
+        let row = try #require(try await connection.query("SELECT \(maps), (SELECT count(*) FROM unnest(\(maps)) AS h WHERE h ? 'only')").first)
+        #expect(try row.decode(at: 0, as: [[String: String]].self) == maps)
+        #expect(try row.decode(at: 1, as: Int.self) == 1)
     }
 
     @Test("arrays with NULLs and empty arrays")

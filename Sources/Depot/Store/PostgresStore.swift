@@ -171,7 +171,7 @@ public struct PostgresStore: MessageStore {
 
     static func messageStoreBatch(store: String, _ messages: [OutgoingMessage]) -> SQL {
         let payloads = messages.map(\.payload)
-        let headers = messages.map { message in (try? JSONB(encoding: message.headers)) ?? JSONB("{}") }
+        let headers = messages.map(\.headers)
         let contentTypes = messages.map(\.contentType)
         let priorities = messages.map { Int32(clamping: $0.priority) }
         let delays = messages.map { Int(max($0.delay.milliseconds, 0)) }
