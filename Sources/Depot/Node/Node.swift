@@ -23,6 +23,10 @@ public actor Node {
         /// At start, wait for an unreachable database (true) or fail at once (false). A node
         /// that takes messages over HTTP waits: its producers fall back to failover stores meanwhile. Default false.
         public var waitForDatabase = false
+        /// Dead rows in `depot.messages` past which the node runs VACUUM itself (a large table
+        /// waits for a twentieth of its live rows); nil leaves it all to autovacuum. See
+        /// `MessageVacuum` for why. Default 10,000.
+        public var vacuumDeadRows: Int? = 10_000
 
         public init(name: String) { self.name = name }
 
@@ -33,6 +37,7 @@ public actor Node {
             }
             if lease < .seconds(1) { return "lease \(lease) is shorter than 1 second" }
             if heartbeatInterval <= .zero || reconcileInterval <= .zero || idlePoll <= .zero { return "intervals must be positive" }
+            if let vacuumDeadRows, vacuumDeadRows < 1 { return "vacuum threshold \(vacuumDeadRows) must be at least 1 dead row (nil turns it off)" }
             return nil
         }
     }
@@ -80,6 +85,7 @@ public actor Node {
         NodeLog.info(node: name, "node started (pid \(ProcessInfo.processInfo.processIdentifier))")
         let listener = Task { await listen() }
         let heartbeat = Task { await beat() }
+        let vacuuming = Task { await keepMessagesVacuumed() }
         while !stopping {
             do {
                 try await reconcile()
@@ -91,6 +97,7 @@ public actor Node {
         // Shutdown, in reverse: stop claiming, let members finish or release, then deregister.
         listener.cancel()
         heartbeat.cancel()
+        vacuuming.cancel()
         for (_, entry) in running { entry.runtime.stop() }
         for (_, entry) in running { await entry.task.value }
         for task in finishing.values { await task.value }
@@ -228,6 +235,32 @@ public actor Node {
                 if attempt == 1 { NodeLog.warning(node: configuration.name, "listener lost: \(error); reconnecting") }
                 await stopSignal.wait(timeout: .milliseconds(min(5000, 200 * attempt)))
             }
+        }
+    }
+
+    /// Once a second, vacuums `depot.messages` when acked rows have piled up (see `MessageVacuum`).
+    /// A role that may not vacuum the table is told once, and the node leaves it to autovacuum.
+    private func keepMessagesVacuumed() async {
+        guard let minimum = configuration.vacuumDeadRows else { return }
+        let vacuum = MessageVacuum(minimumDeadRows: minimum, pool: pool)
+        var failures = 0
+        var checked = false
+        while !Task.isCancelled && !stopping {
+            do {
+                if !checked {
+                    guard try await vacuum.mayVacuum() else {
+                        NodeLog.info(node: configuration.name, "not vacuuming depot.messages: this role does not own it; autovacuum alone cleans it")
+                        return
+                    }
+                    checked = true
+                }
+                try await vacuum.vacuumIfDue()
+                failures = 0
+            } catch {
+                failures += 1
+                if failures == 1 { NodeLog.warning(node: configuration.name, "vacuum of depot.messages failed: \(error); retrying") }
+            }
+            await stopSignal.wait(timeout: .seconds(min(30, 1 << min(failures, 5))))
         }
     }
 
