@@ -1,8 +1,11 @@
 import Foundation
 
 /// Answers one request from a task and writes the answer from that task, so the connection's
-/// thread neither waits for the handler nor wakes up to write: it goes back to reading at once
-/// and only meets the responder again before the next request (when it is long done).
+/// thread neither waits for the handler nor wakes up to write: it goes back to reading once the
+/// handler first suspends and only meets the responder again before the next request (when it is
+/// long done). The task starts on the connection's thread (`Task.immediate`): a handler that
+/// answers without suspending (the echo back end, health checks, refusals) answers from there,
+/// with no hop to Swift's pool and back.
 ///
 /// What the socket does not take at once (a large body, a slow reader) goes to a thread of its
 /// own: the task never blocks Swift's cooperative pool.
@@ -15,7 +18,7 @@ final class HTTPResponder: @unchecked Sendable {
     /// keep the connection open; `onResponse` is told the status.
     init(_ request: HTTPRequest, on socket: Socket, handler: @escaping HTTPServer.Handler, writeTimeout: Duration,
          keepAlive: @escaping @Sendable () -> Bool, onResponse: (@Sendable (Int) -> Void)?) {
-        Task { [self] in
+        Task.immediate { [self] in
             let response: HTTPResponse
             do {
                 response = try await handler(request)
