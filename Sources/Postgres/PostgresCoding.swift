@@ -217,11 +217,12 @@ extension Dictionary: PostgresEncodable, PostgresDecodable, PostgresArrayElement
         buffer.append(1)  // jsonb version
         guard !isEmpty else { return buffer.append(contentsOf: [UInt8(ascii: "{"), UInt8(ascii: "}")]) }
         buffer.append(UInt8(ascii: "{"))
-        for (index, key) in keys.sorted().enumerated() {
+        // In the dictionary's own order: jsonb stores an object's keys sorted whatever order they came in.
+        for (index, (key, value)) in enumerated() {
             if index > 0 { buffer.append(UInt8(ascii: ",")) }
             Self.appendJSONString(key, to: &buffer)
             buffer.append(UInt8(ascii: ":"))
-            Self.appendJSONString(self[key]!, to: &buffer)
+            Self.appendJSONString(value, to: &buffer)
         }
         buffer.append(UInt8(ascii: "}"))
     }
