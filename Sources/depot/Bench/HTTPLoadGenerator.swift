@@ -54,7 +54,7 @@ struct HTTPLoadGenerator {
                 let count = scratch.withUnsafeMutableBytes { recv(clients[index].descriptor, $0.baseAddress, $0.count, 0) }
                 if count < 0 && (errno == EAGAIN || errno == EINTR) { continue }
                 guard count > 0 else { throw BenchFailure("the server closed a kept-alive connection during the HTTP load") }
-                clients[index].buffer += scratch[0..<count]
+                clients[index].buffer.append(contentsOf: scratch[0..<count])
                 while let status = try takeResponse(&clients[index].buffer) {
                     result.latencies.append(.now - clients[index].started)
                     if status == acceptedStatus { result.accepted += 1 } else { result.refused += 1 }
@@ -73,21 +73,49 @@ struct HTTPLoadGenerator {
     }
 
     /// Removes one whole response from the front of `buffer` and returns its status, or nil when
-    /// it has not all arrived.
+    /// it has not all arrived. Reads bytes, not strings: this runs once per request on the
+    /// machine being measured.
     private func takeResponse(_ buffer: inout [UInt8]) throws -> Int? {
-        guard let headEnd = buffer.firstRange(of: [13, 10, 13, 10]) else { return nil }
-        let head = String(decoding: buffer[..<headEnd.lowerBound], as: UTF8.self)
-        let lines = head.split(separator: "\r\n")
-        guard let statusLine = lines.first, statusLine.count >= 12, let status = Int(statusLine.dropFirst(9).prefix(3)) else {
-            throw BenchFailure("malformed HTTP response head: \(head.prefix(200))")
+        guard let headEnd = Self.endOfHead(buffer) else { return nil }
+        let head = buffer.prefix(200)
+        let malformed = { BenchFailure("malformed HTTP response head: \(String(decoding: head, as: UTF8.self))") }
+        // "HTTP/1.1 202 …": three digits at offset 9.
+        guard headEnd >= 12, buffer[8] == 32 else { throw malformed() }
+        var status = 0
+        for byte in buffer[9..<12] {
+            guard (48...57).contains(byte) else { throw malformed() }
+            status = status * 10 + Int(byte - 48)
         }
-        var length = 0
-        for line in lines.dropFirst() where line.lowercased().hasPrefix("content-length:") {
-            length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) ?? 0
-        }
-        guard buffer.count >= headEnd.upperBound + length else { return nil }
-        buffer.removeFirst(headEnd.upperBound + length)
+        let length = Self.contentLength(buffer[..<headEnd]) ?? 0
+        guard buffer.count >= headEnd + length else { return nil }
+        buffer.removeFirst(headEnd + length)
         return status
+    }
+
+    /// The offset just past the blank line that ends the head, if it has arrived.
+    private static func endOfHead(_ bytes: [UInt8]) -> Int? {
+        guard bytes.count >= 4 else { return nil }
+        for index in 3..<bytes.count where bytes[index] == 10 && bytes[index - 1] == 13 && bytes[index - 2] == 10 && bytes[index - 3] == 13 {
+            return index + 1
+        }
+        return nil
+    }
+
+    private static let contentLengthName = Array("content-length:".utf8)
+
+    /// The Content-Length header's value in `head`, compared without regard to case.
+    private static func contentLength(_ head: ArraySlice<UInt8>) -> Int? {
+        var lineStart = head.startIndex
+        while let newline = head[lineStart...].firstIndex(of: 10) {
+            let line = head[lineStart..<newline]
+            lineStart = newline + 1
+            guard line.count > contentLengthName.count,
+                  zip(line, contentLengthName).allSatisfy({ ($0 | 0x20) == $1 }) else { continue }
+            var value = 0
+            for byte in line.dropFirst(contentLengthName.count) where (48...57).contains(byte) { value = value * 10 + Int(byte - 48) }
+            return value
+        }
+        return nil
     }
 
     private func connectLoopback() throws -> Int32 {
