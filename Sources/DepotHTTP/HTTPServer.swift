@@ -106,11 +106,12 @@ public final class HTTPServer: @unchecked Sendable {
     /// leave in order, as each request waits for the one before it to be answered.
     private func serve(_ socket: Socket) {
         let wire = HTTPWire(socket: socket)
+        socket.setReceiveTimeout(configuration.idleTimeout)
         var previous: HTTPResponder?
         // The socket is closed after this returns: no answer may still be writing to it then.
         defer { _ = previous?.finish() }
         while isRunning {
-            if !wire.hasBufferedBytes && !socket.waitForInput(deadline: .now + configuration.idleTimeout) {
+            if !wire.awaitInput() {
                 // Idle only counts once the last answer has gone.
                 guard let last = previous else { return }
                 previous = nil

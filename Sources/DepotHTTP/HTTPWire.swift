@@ -8,8 +8,9 @@ struct HTTPHead {
 
     /// Whether the sender keeps the connection open after this message.
     var keepsAlive: Bool {
-        let connection = headers["Connection"]?.lowercased() ?? ""
         let version = startLine[0].hasPrefix("HTTP/") ? startLine[0] : startLine[2]
+        // Most requests send no Connection header: no string search for them.
+        guard let connection = headers["Connection"]?.lowercased() else { return version != "HTTP/1.0" }
         return version == "HTTP/1.0" ? connection.contains("keep-alive") : !connection.contains("close")
     }
 }
@@ -217,6 +218,20 @@ final class HTTPWire {
 
     /// Reads more into the buffer; returns how many bytes arrived (0 at end of stream).
     private func fill(deadline: ContinuousClock.Instant) throws -> Int {
+        compact()
+        return try socket.read(appendingTo: &buffer, deadline: deadline)
+    }
+
+    /// Waits, at most the socket's receive timeout, until a byte of the next message is buffered
+    /// or the peer closed (the read that follows tells which); false when the timeout passed first.
+    func awaitInput() -> Bool {
+        if hasBufferedBytes { return true }
+        compact()
+        return socket.receiveWaiting(appendingTo: &buffer)
+    }
+
+    /// Drops the bytes already read, when that frees the whole buffer or a lot of it.
+    private func compact() {
         if start > 0 && start == buffer.count {
             buffer.removeAll(keepingCapacity: true)
             start = 0
@@ -224,7 +239,6 @@ final class HTTPWire {
             buffer.removeSubrange(0..<start)
             start = 0
         }
-        return try socket.read(appendingTo: &buffer, deadline: deadline)
     }
 
     // MARK: Writing

@@ -125,9 +125,34 @@ final class Socket: @unchecked Sendable {
         return fd >= 0 ? Socket(descriptor: fd) : nil
     }
 
-    /// Waits until there is something to read (or end of stream); false when `deadline` passed first.
-    func waitForInput(deadline: ContinuousClock.Instant) -> Bool {
-        Socket.poll(descriptor, events: Int16(POLLIN), deadline: deadline)
+    /// Bounds how long `receiveWaiting` waits for input.
+    func setReceiveTimeout(_ timeout: Duration) {
+        let (seconds, attoseconds) = timeout.components
+        var value = timeval(tv_sec: Int(max(seconds, 0)), tv_usec: Int(attoseconds / 1_000_000_000_000))
+        if value.tv_sec == 0 && value.tv_usec == 0 { value.tv_usec = 1 }  // 0 would mean "wait forever"
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// Waits for input (at most the receive timeout) and appends what arrived to `buffer`: one
+    /// syscall where poll and then recv were two, paid on every request of a kept-alive
+    /// connection. False when the timeout passed with nothing; true at end of stream or on an
+    /// error too, which the next read reports.
+    func receiveWaiting(appendingTo buffer: inout [UInt8]) -> Bool {
+        let scratch = scratchBuffer()
+        while true {
+            let count = recv(descriptor, scratch.baseAddress, scratch.count, 0)
+            if count > 0 { buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[0..<count])) }
+            if count >= 0 { return true }
+            if errno == EINTR { continue }
+            return !(errno == EAGAIN || errno == EWOULDBLOCK)
+        }
+    }
+
+    private func scratchBuffer() -> UnsafeMutableRawBufferPointer {
+        if let scratch { return scratch }
+        let fresh = UnsafeMutableRawBufferPointer.allocate(byteCount: Socket.scratchSize, alignment: 16)
+        scratch = fresh
+        return fresh
     }
 
     /// Reads what is there (at most `maximum` bytes); empty at end of stream.
@@ -140,11 +165,7 @@ final class Socket: @unchecked Sendable {
     /// Appends what is there (at most `maximum` bytes) to `buffer`; returns how many (0 at end of stream).
     /// Tries first and polls only when nothing has arrived yet: one syscall when input is waiting.
     func read(appendingTo buffer: inout [UInt8], maximum: Int = Socket.scratchSize, deadline: ContinuousClock.Instant) throws -> Int {
-        let scratch = self.scratch ?? {
-            let fresh = UnsafeMutableRawBufferPointer.allocate(byteCount: Socket.scratchSize, alignment: 16)
-            self.scratch = fresh
-            return fresh
-        }()
+        let scratch = scratchBuffer()
         while true {
             let count = recv(descriptor, scratch.baseAddress, min(maximum, scratch.count), Int32(MSG_DONTWAIT))
             if count >= 0 {

@@ -140,6 +140,26 @@ struct HTTPServerClientTests {
         #expect(answer.components(separatedBy: "HTTP/1.1 200 ").count == 3)
     }
 
+    @Test("a kept-alive connection that sits idle is closed after the idle timeout, but never before its answer has gone")
+    func idleTimeout() async throws {
+        var configuration = HTTPServer.Configuration()
+        configuration.idleTimeout = .milliseconds(300)
+        let server = HTTPServer(configuration) { request in
+            if request.path == "/slow" { try await Task.sleep(for: .milliseconds(900)) }
+            return .text(200, String(request.path.dropFirst()))
+        }
+        try server.start()
+        defer { server.stop() }
+        // rawExchange reads until the server closes, or gives up after 5 s.
+        for path in ["/fast", "/slow"] {
+            let started = ContinuousClock.now
+            let answer = try await rawExchange(port: server.port, Array("GET \(path) HTTP/1.1\r\n\r\n".utf8))
+            let waited = ContinuousClock.now - started
+            #expect(answer.hasPrefix("HTTP/1.1 200 ") && answer.hasSuffix(String(path.dropFirst())), "\(path): \(answer)")
+            #expect(waited < .seconds(4), "\(path): the idle connection was still open after \(waited)")
+        }
+    }
+
     @Test("a chunked request body is accepted and decoded")
     func chunkedRequest() async throws {
         let echo = EchoBackend()

@@ -13,6 +13,10 @@ extension IngressService {
 
     /// `text` as a JSON string literal.
     static func jsonString(_ text: String) -> String {
+        // Ids and most store names need no escape: no scalar-by-scalar copy for them.
+        if !text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            return "\"" + text + "\""
+        }
         var out = "\""
         for scalar in text.unicodeScalars {
             switch scalar {

@@ -38,12 +38,22 @@ enum IngressMessages {
             }
             message.delay = .milliseconds(delay)
         }
-        for (name, value) in request.headers where name.lowercased().hasPrefix(headerPrefix) {
+        for (name, value) in request.headers where hasHeaderPrefix(name) {
             let header = String(name.dropFirst(headerPrefix.count))
             guard !header.isEmpty else { throw HTTPError(400, "\(name) names no message header; use Depot-Header-NAME: VALUE") }
             message.headers[header] = value
         }
         return message
+    }
+
+    /// Whether `name` starts with `Depot-Header-` in any case; by bytes, as it runs for every
+    /// header of every request.
+    static func hasHeaderPrefix(_ name: String) -> Bool {
+        var bytes = name.utf8.makeIterator()
+        for expected in headerPrefix.utf8 {
+            guard let byte = bytes.next(), byte | (byte >= 65 && byte <= 90 ? 0x20 : 0) == expected else { return false }
+        }
+        return true
     }
 
     /// The messages of a batch request, in order.

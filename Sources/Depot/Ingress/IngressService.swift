@@ -62,7 +62,14 @@ public struct IngressService: Sendable {
     }
 
     private func route(_ request: HTTPRequest) async throws -> HTTPResponse {
-        let segments = request.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
+        let path = request.path
+        // The producers' route, once per message: matched without splitting the path.
+        if let store = Self.singleMessageStore(in: path) {
+            try authorize(request)
+            try allow(["POST"], request)
+            return try await storeOne(request, in: try storeName(store))
+        }
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
         switch segments {
         case ["healthz"]:
             try allow(["GET"], request)
@@ -149,6 +156,17 @@ public struct IngressService: Sendable {
     }
 
     // MARK: - Checks
+
+    /// The `{store}` of `/stores/{store}/messages`, or nil for any other path.
+    static func singleMessageStore(in path: String) -> String? {
+        let prefix = "/stores/", suffix = "/messages"
+        let bytes = path.utf8
+        guard bytes.count > prefix.utf8.count + suffix.utf8.count,
+              bytes.starts(with: prefix.utf8), bytes.reversed().starts(with: suffix.utf8.reversed()) else { return nil }
+        let store = bytes.dropFirst(prefix.utf8.count).dropLast(suffix.utf8.count)
+        guard !store.contains(UInt8(ascii: "/")) else { return nil }
+        return String(Substring(store))
+    }
 
     private func storeName(_ segment: String) throws -> String {
         // Most names hold no %: skip Foundation's decoding (a cost per request).
