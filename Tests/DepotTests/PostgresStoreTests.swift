@@ -169,6 +169,21 @@ struct PostgresStoreTests {
         #expect(error?.description.contains("depot stores add") == true)
     }
 
+    @Test("a batch holding one id already stored stores the others and answers created = false for that one")
+    func batchWithAnIdAlreadyStored() async throws {
+        let pool = try await TestDatabase.shared()
+        let store = PostgresStore(name: try await TestDatabase.declareStore(on: pool), pool: pool)
+        var old = OutgoingMessage(text: "old")
+        old.id = UUID()
+        _ = try await store.store(old)
+        var fresh = OutgoingMessage(text: "fresh")
+        fresh.id = UUID()
+        let receipts = try await store.store([old, fresh, OutgoingMessage(text: "no id")])
+        #expect(receipts.map(\.created) == [false, true, true])
+        #expect(receipts[0].id == old.id && receipts[1].id == fresh.id)
+        #expect(try await store.counts().total == 3)
+    }
+
     @Test("storing on the caller's transaction: committed is present, rolled back is absent")
     func transactionalStore() async throws {
         let pool = try await TestDatabase.shared()

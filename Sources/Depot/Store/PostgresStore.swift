@@ -21,7 +21,36 @@ public struct PostgresStore: MessageStore {
 
     public func store(_ messages: [OutgoingMessage]) async throws -> [StoreReceipt] {
         guard !messages.isEmpty else { return [] }
-        return try await pool.withConnection { try await store(messages, on: $0) }
+        return try await pool.withConnection { connection in
+            guard Self.canInsertDirectly(messages) else { return try await store(messages, on: connection) }
+            return try await insertDirectly(messages, on: connection)
+        }
+    }
+
+    /// Messages without idempotency or group keys (most of them) need none of store_batch's
+    /// checks: one plain INSERT of them all, ids made here for those without, no RETURNING.
+    static func canInsertDirectly(_ messages: [OutgoingMessage]) -> Bool {
+        messages.allSatisfy { $0.idempotencyKey == nil && $0.groupKey == nil }
+    }
+
+    /// The plain INSERT behind `store(_:)`. An id that is already stored (a producer's retry of
+    /// a write that committed late) fails the whole statement, and then the batch goes again
+    /// through store_batch, which stores the others and answers created = false for it. Runs
+    /// outside any transaction, so the failed statement leaves nothing behind.
+    private func insertDirectly(_ messages: [OutgoingMessage], on connection: Connection) async throws -> [StoreReceipt] {
+        let withIds = messages.map { message in
+            var message = message
+            message.id = message.id ?? UUID.random()
+            return message
+        }
+        do {
+            try await connection.execute(Self.messageInsert(store: name, withIds))
+            return withIds.map { StoreReceipt(id: $0.id!, created: true) }
+        } catch let error as PostgresError where error.sqlState == .uniqueViolation {
+            return try await store(withIds, on: connection)
+        } catch let error as PostgresError where error.sqlState == .foreignKeyViolation {
+            throw StoreError.undeclared(name)  // depot.hold_store, from the insert trigger
+        }
     }
 
     /// Stores messages on the caller's connection, inside whatever transaction it has open:
@@ -168,6 +197,23 @@ public struct PostgresStore: MessageStore {
     /// `messageColumns` prefixed with `m.`, for statements that join.
     static let qualifiedMessageColumns = messageColumns.split(separator: ",")
         .map { "m." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")
+
+    /// Every message must have its id. The insert trigger checks the store is declared.
+    static func messageInsert(store: String, _ messages: [OutgoingMessage]) -> SQL {
+        let ids = messages.map { $0.id! }
+        let payloads = messages.map(\.payload)
+        let headers = messages.map(\.headers)
+        let contentTypes = messages.map(\.contentType)
+        let priorities = messages.map { Int32(clamping: $0.priority) }
+        let delays = messages.map { Int(max($0.delay.milliseconds, 0)) }
+        return """
+            INSERT INTO depot.messages (id, store, payload, headers, content_type, priority, available_at)
+            SELECT u.id, \(store), u.payload, u.headers, u.content_type, u.priority, now() + u.delay_ms * interval '1 millisecond'
+            FROM unnest(\(ids), \(payloads), \(headers), \(contentTypes), \(priorities), \(delays))
+                 WITH ORDINALITY AS u (id, payload, headers, content_type, priority, delay_ms, ord)
+            ORDER BY u.ord
+            """
+    }
 
     static func messageStoreBatch(store: String, _ messages: [OutgoingMessage]) -> SQL {
         let payloads = messages.map(\.payload)
