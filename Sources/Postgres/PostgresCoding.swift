@@ -246,6 +246,10 @@ extension Dictionary: PostgresEncodable, PostgresDecodable, PostgresArrayElement
         buffer.append(UInt8(ascii: "\""))
     }
     public static func decode(from bytes: UnsafeRawBufferPointer, type: PostgresType) throws -> [String: String] {
+        if type == .jsonb, bytes.first == 1, let map = StringMapJSON.parse(UnsafeRawBufferPointer(rebasing: bytes.dropFirst())) {
+            return map
+        }
+        if type == .json, let map = StringMapJSON.parse(bytes) { return map }
         let json = try JSONB.decode(from: bytes, type: type)
         do { return try json.decoded(as: [String: String].self) } catch {
             throw DecodingProblem("jsonb is not an object of string values")

@@ -64,6 +64,22 @@ struct TypeRoundTripTests {
         #expect(try row.decode(at: 1, as: Int.self) == 1)
     }
 
+    @Test("string maps read from JSON text as PostgreSQL keeps it: escapes, surrogate pairs, spacing; anything else is refused")
+    func stringMapsFromJSONText() async throws {
+        let connection = try await Connection.connect(ConnectionConfiguration(try TestDatabase.serverURL()))
+        defer { connection.close() }
+        // json (unlike jsonb) keeps the text as written, so these escapes reach the decoder.
+        let row = try #require(try await connection.query(#"""
+            SELECT ' { "turtle" : "\ud83d\udc22" , "esc":"\"\\\/\b\f\n\r\t\u00e9", "dup": "1", "dup": "2" } '::json,
+                   '{"a": 1}'::jsonb, '["a"]'::jsonb, '{"a": "b"}'::json, '{"a": "\ud83d"}'::json
+            """#).first)
+        #expect(try row.decode(at: 0, as: [String: String].self) == ["turtle": "🐢", "esc": "\"\\/\u{8}\u{C}\n\r\té", "dup": "2"])
+        #expect(try row.decode(at: 3, as: [String: String].self) == ["a": "b"])
+        for column in [1, 2, 4] {
+            #expect(throws: PostgresError.self, "column \(column)") { try row.decode(at: column, as: [String: String].self) }
+        }
+    }
+
     @Test("arrays with NULLs and empty arrays")
     func arraysWithNulls() async throws {
         let connection = try await Connection.connect(ConnectionConfiguration(try TestDatabase.serverURL()))

@@ -146,7 +146,7 @@ final class ProcessorRuntime: @unchecked Sendable {
                 // A sampling batch runs its handlers at once, then settles in order.
                 let outcomes = await withTaskGroup(of: (Int, DeliveryOutcome).self) { group in
                     for (index, message) in batch.enumerated() {
-                        group.addTask { (index, await self.deliver(message, consumer: consumer)) }
+                        group.addImmediateTask { (index, await self.deliver(message, consumer: consumer)) }
                     }
                     var results = [DeliveryOutcome?](repeating: nil, count: batch.count)
                     for await (index, outcome) in group { results[index] = outcome }
