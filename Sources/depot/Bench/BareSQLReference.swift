@@ -15,10 +15,16 @@ enum BareSQLReference {
     static let schema = "depot_bench_ref"
     static let table = "depot_bench_ref.messages"
 
-    /// Runs every reference scenario for `seconds` each against `databaseURL` (a postgres:// URL with password),
-    /// in a schema of its own (`depot_bench_ref`, dropped at the end), and returns the figures.
-    /// `progress` gets one line per scenario as it starts.
-    static func run(databaseURL: String, seconds: Int, progress: @Sendable (String) -> Void) async throws -> [ReferenceFigure] {
+    /// Every reference's key, in the order a full measurement takes them.
+    static var keys: [String] { scenarios.map(\.key) }
+
+    /// Runs the reference scenarios named in `keys` (in their own order) for `seconds` each
+    /// against `databaseURL` (a postgres:// URL with password), in a schema of its own
+    /// (`depot_bench_ref`, dropped at the end), and returns their figures. `measuredSoFar` sizes
+    /// the claim scenarios' prefill from insert rates already known. `progress` gets one line per
+    /// scenario as it starts.
+    static func run(databaseURL: String, seconds: Int, keys: Set<String>, measuredSoFar: [ReferenceFigure] = [],
+                    progress: @Sendable (String) -> Void) async throws -> [ReferenceFigure] {
         let seconds = max(seconds, 1)
         let pgbench = try locatePgbench()
         let environment = try pgbenchEnvironment(databaseURL)
@@ -31,11 +37,11 @@ enum BareSQLReference {
         do {
             try await connection.executeUnsafeScript(schemaSQL)
             var figures: [ReferenceFigure] = []
-            for scenario in scenarios {
+            for scenario in scenarios where keys.contains(scenario.key) {
                 try Task.checkCancellation()
                 progress("bare SQL \(scenario.key): \(scenario.description), \(seconds) s")
                 let bench = Pgbench(executable: pgbench, environment: environment, folder: folder, seconds: seconds)
-                figures.append(try await measure(scenario, bench: bench, connection: connection, measuredSoFar: figures))
+                figures.append(try await measure(scenario, bench: bench, connection: connection, measuredSoFar: measuredSoFar + figures))
             }
             try await connection.executeUnsafeScript("DROP SCHEMA \(schema) CASCADE")
             return figures

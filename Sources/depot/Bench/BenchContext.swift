@@ -11,8 +11,8 @@ struct BenchContext: Sendable {
     /// This `depot` binary.
     let binary: String
     let quick: Bool
-    /// Bare-SQL messages/s by key.
-    let references: [String: Double]
+    /// The bare-SQL figures; a scenario measures the ones it is judged against just before it runs.
+    let references: ReferenceBook
 
     /// `full` seconds, or `quick` with `--quick`.
     func seconds(full: Int, quick short: Int) -> Int { quick ? short : full }

@@ -16,24 +16,26 @@ enum EnqueueBench {
         var figures: [BenchFigure] = []
 
         for producers in [1, 8] {
+            try await context.references.measure(["insert-1/clients-\(producers)"])
             context.progress("enqueue: one message per call, \(producers) producer(s), \(seconds) s")
             let rate = try await loop(seconds: seconds, workers: producers) {
                 _ = try await producer.store(OutgoingMessage(payload: payload), in: store)
                 return 1
             }
             figures.append(.rate("enqueue", "single message, \(producers) producer\(producers == 1 ? "" : "s")", rate,
-                                 against: "insert-1/clients-\(producers)", references: context.references,
+                                 against: "insert-1/clients-\(producers)", references: context.references.values,
                                  minimumRatio: producers == 8 ? 0.8 : nil))
         }
         let target = PostgresStore(name: store, pool: context.pool)
         for size in [100, 1000] {
+            try await context.references.measure(["insert-\(size)/clients-1"])
             context.progress("enqueue: batches of \(size), 1 producer, \(seconds) s")
             let batch = (0..<size).map { _ in OutgoingMessage(payload: payload) }
             let rate = try await loop(seconds: seconds, workers: 1) {
                 try await target.store(batch).count
             }
             figures.append(.rate("enqueue", "batches of \(BenchTable.integer(Double(size)))", rate,
-                                 against: "insert-\(size)/clients-1", references: context.references, minimumRatio: 0.7))
+                                 against: "insert-\(size)/clients-1", references: context.references.values, minimumRatio: 0.7))
         }
         try await context.reset(stores: [store])
         figures += try await overHTTP(context, seconds: seconds, payload: payload)
@@ -63,7 +65,7 @@ enum EnqueueBench {
         for latency in outcome.latencies { latencies.record(latency) }
         let summary = latencies.summary()
         return [
-            .rate("enqueue", "HTTP ingress, 50 clients", rate, against: nil, references: context.references, minimumRate: 10_000),
+            .rate("enqueue", "HTTP ingress, 50 clients", rate, against: nil, references: context.references.values, minimumRate: 10_000),
             .atMost("enqueue", "HTTP ingress p50", summary.p50, unit: "ms", limit: nil),
             .atMost("enqueue", "HTTP ingress p99", summary.p99, unit: "ms", limit: 20),
             BenchFigure(scenario: "enqueue", measure: "HTTP ingress node CPU per message", value: cpuPerMessage, unit: "µs/msg"),

@@ -38,7 +38,7 @@ enum ForwardingBench {
             let dead = try await context.pool.query("SELECT count(*) FROM depot.dead_letters WHERE store = \(store)").first?.decode(at: 0, as: Int.self) ?? 0
             guard dead == 0 else { throw BenchFailure("forwarding dead-lettered \(dead) messages; the echo back end should take every one") }
             figures.append(.rate("forwarding", "HTTP to echo back end, \(members) member\(members == 1 ? "" : "s")", Double(size) / seconds,
-                                 against: nil, references: context.references, minimumRate: members == 8 ? 8_000 : nil))
+                                 against: nil, references: context.references.values, minimumRate: members == 8 ? 8_000 : nil))
         }
         await echo.stop()
         return figures

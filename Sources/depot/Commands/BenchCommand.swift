@@ -35,13 +35,10 @@ let benchCommand = Command(
     try await refuseDatabaseInUse(pool)
 
     let progress: @Sendable (String) -> Void = { FileHandle.standardError.write(Data("bench: \($0)\n".utf8)) }
-    var references: [ReferenceFigure] = []
-    if referenceSeconds > 0 {
-        references = try await BareSQLReference.run(databaseURL: url, seconds: referenceSeconds, progress: progress)
-    }
+    let references = ReferenceBook(databaseURL: url, seconds: referenceSeconds, progress: progress)
     let context = BenchContext(
         databaseURL: url, pool: pool, binary: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path,
-        quick: quick, references: Dictionary(references.map { ($0.key, $0.messagesPerSecond) }) { $1 })
+        quick: quick, references: references)
     var figures: [BenchFigure] = []
     for scenario in only {
         switch scenario {
@@ -57,7 +54,7 @@ let benchCommand = Command(
     }
     try await context.reset(stores: [])
     let report = BenchReport(date: Date(), machine: machineDescription(), postgres: try await serverVersion(pool),
-                             settings: try await serverSettings(pool), quick: quick, references: references, figures: figures)
+                             settings: try await serverSettings(pool), quick: quick, references: references.figures, figures: figures)
     if arguments.flag("json") { return try printJSON(report) }
     BenchTable.print(report)
 }
