@@ -286,16 +286,19 @@ extension Array: PostgresEncodable where Element: PostgresArrayElement {
             buffer.appendInteger(Int32(count))
             buffer.appendInteger(Int32(1))  // lower bound
         }
-        var scratch: [UInt8] = []
         for element in self {
             if element.isNullValue {
                 buffer.appendInteger(Int32(-1))
                 continue
             }
-            scratch.removeAll(keepingCapacity: true)
-            element.encode(into: &scratch)
-            buffer.appendInteger(Int32(scratch.count))
-            buffer.append(contentsOf: scratch)
+            // Each element straight into the buffer, its length written in afterwards: a batch's
+            // payloads are copied once, not through a scratch array.
+            let lengthAt = buffer.count
+            buffer.appendInteger(Int32(0))
+            element.encode(into: &buffer)
+            Swift.withUnsafeBytes(of: Int32(buffer.count - lengthAt - 4).bigEndian) { length in
+                buffer.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: lengthAt).copyMemory(from: length.baseAddress!, byteCount: 4) }
+            }
         }
     }
 }

@@ -67,9 +67,9 @@ public final class Producer: Sendable {
     public func store(_ messages: [OutgoingMessage], in name: String) async throws -> ProducerReceipt {
         guard !messages.isEmpty else { return ProducerReceipt(receipts: [], heldIn: nil) }
         let route = try await routes.definition(of: name)
-        let batch = messages.map { message in
+        let batch = zip(messages, UUID.filling(messages.map(\.id))).map { message, id in
             var message = message
-            message.id = message.id ?? UUID.random()
+            message.id = id
             return message
         }
         let primary = try stores.store(named: name, kind: route.kind)

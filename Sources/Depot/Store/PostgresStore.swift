@@ -38,9 +38,9 @@ public struct PostgresStore: MessageStore {
     /// through store_batch, which stores the others and answers created = false for it. Runs
     /// outside any transaction, so the failed statement leaves nothing behind.
     private func insertDirectly(_ messages: [OutgoingMessage], on connection: Connection) async throws -> [StoreReceipt] {
-        let withIds = messages.map { message in
+        let withIds = zip(messages, UUID.filling(messages.map(\.id))).map { message, id in
             var message = message
-            message.id = message.id ?? UUID.random()
+            message.id = id
             return message
         }
         do {
