@@ -34,3 +34,14 @@ extension UUID {
         return ids.map { $0 ?? fresh.next()! }
     }
 }
+
+extension Array where Element == OutgoingMessage {
+    /// The messages with an id each: their own, or a new random one.
+    func withIds() -> [OutgoingMessage] {
+        zip(self, UUID.filling(map(\.id))).map { message, id in
+            var message = message
+            message.id = id
+            return message
+        }
+    }
+}

@@ -67,11 +67,7 @@ public final class Producer: Sendable {
     public func store(_ messages: [OutgoingMessage], in name: String) async throws -> ProducerReceipt {
         guard !messages.isEmpty else { return ProducerReceipt(receipts: [], heldIn: nil) }
         let route = try await routes.definition(of: name)
-        let batch = zip(messages, UUID.filling(messages.map(\.id))).map { message, id in
-            var message = message
-            message.id = id
-            return message
-        }
+        let batch = messages.withIds()
         let primary = try stores.store(named: name, kind: route.kind)
         do {
             let receipts = try await withDeadline(configuration.primaryTimeout) { try await primary.store(batch) }

@@ -38,11 +38,7 @@ public struct PostgresStore: MessageStore {
     /// through store_batch, which stores the others and answers created = false for it. Runs
     /// outside any transaction, so the failed statement leaves nothing behind.
     private func insertDirectly(_ messages: [OutgoingMessage], on connection: Connection) async throws -> [StoreReceipt] {
-        let withIds = zip(messages, UUID.filling(messages.map(\.id))).map { message, id in
-            var message = message
-            message.id = id
-            return message
-        }
+        let withIds = messages.withIds()
         do {
             try await connection.execute(Self.messageInsert(store: name, withIds))
             return withIds.map { StoreReceipt(id: $0.id!, created: true) }
