@@ -88,6 +88,7 @@ struct CLITests {
             (["frobnicate"], nil, 64, "depot --help"),
             (["stores", "add", "orders"], nil, 65, "already exists"),
             (["bench", "--only", "drain,nope"], nil, 64, "the scenarios are"),
+            (["node", "--name", "n1", "--claim-concurrency", "0"], nil, 64, "--claim-concurrency"),
             // The benchmark wipes messages and processors: never on a database with stores of its own.
             (["bench", "--quick"], nil, 65, "throwaway database"),
         ]

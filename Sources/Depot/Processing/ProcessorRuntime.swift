@@ -18,14 +18,17 @@ final class ProcessorRuntime: @unchecked Sendable {
     let work = WakeSignal()
     /// Woken by `stop()` only: pacing sleeps are not cut short by new messages.
     private let stopSignal = WakeSignal()
+    /// The members' claim statements, a few at a time (`Node.Configuration.claimConcurrency`).
+    private let claims: StatementGate
     private let lock = NSLock()
     private var stopping = false
 
     var definition: ProcessorDefinition { plan.definition }
     var isStopping: Bool { lock.withLock { stopping } }
 
-    init(plan: ProcessorPlan, node: String, lease: Duration, idlePoll: Duration, catalog: ProcessorCatalog,
+    init(plan: ProcessorPlan, node: String, lease: Duration, idlePoll: Duration, claimConcurrency: Int = 3, catalog: ProcessorCatalog,
          metrics: NodeMetrics = NodeMetrics(), context: @escaping @Sendable (Message) -> HandlerContext) {
+        claims = StatementGate(limit: claimConcurrency)
         self.metrics = metrics
         self.plan = plan
         self.node = node
@@ -97,7 +100,7 @@ final class ProcessorRuntime: @unchecked Sendable {
         let continuous = plan.cron == nil && definition.intervalMilliseconds == 0
         let overlapAcks = definition.memberCount == 1
         let source = plan.source
-        var batch = try await source.claim(limit: limit, consumer: consumer, lease: lease)
+        var batch = try await claims.run { try await source.claim(limit: limit, consumer: consumer, lease: lease) }
         var claimed = 0
         var acking = PendingAck()
         while !batch.isEmpty {
@@ -126,7 +129,7 @@ final class ProcessorRuntime: @unchecked Sendable {
                 continue
             }
             do {
-                batch = try await source.ackAndClaim(unacked, limit: limit, consumer: consumer, lease: lease)
+                batch = try await claims.run { try await source.ackAndClaim(unacked, limit: limit, consumer: consumer, lease: lease) }
             } catch {
                 // The statement rolled back with its acks; ack on their own, or they come again.
                 try await source.ack(unacked, consumer: consumer)

@@ -16,6 +16,7 @@ let nodeCommand = Command(
         OptionSpec(name: "heartbeat", value: "DURATION", help: "how often the node marks itself alive in depot.nodes (default 5s)"),
         OptionSpec(name: "reconcile", value: "DURATION", help: "how often it re-reads processor rows without a notification (default 10s)"),
         OptionSpec(name: "connections", value: "N", help: "database connections the node may open (default 10)"),
+        OptionSpec(name: "claim-concurrency", value: "N", help: "claim statements of one processor run at once on this node (default 3; about the database's cores)"),
         OptionSpec(name: "vacuum-dead-rows", value: "N", help: "VACUUM depot.messages once this many acked rows are dead (default 10000; 0 leaves it to autovacuum)"),
     ],
     notes: """
@@ -36,6 +37,7 @@ let nodeCommand = Command(
     configuration.lease = try arguments.duration("lease") ?? configuration.lease
     configuration.heartbeatInterval = try arguments.duration("heartbeat") ?? configuration.heartbeatInterval
     configuration.reconcileInterval = try arguments.duration("reconcile") ?? configuration.reconcileInterval
+    configuration.claimConcurrency = try arguments.integer("claim-concurrency", in: 1...1000) ?? configuration.claimConcurrency
     if let rows = try arguments.integer("vacuum-dead-rows", in: 0...1_000_000_000) {
         configuration.vacuumDeadRows = rows == 0 ? nil : rows
     }
