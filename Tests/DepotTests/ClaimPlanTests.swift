@@ -46,4 +46,18 @@ struct ClaimPlanTests {
         let counts = try await store.counts()
         #expect(counts.ready == 19_800 && counts.inFlight == 100, "\(counts)")
     }
+
+    @Test("an ack-and-claim never hands back a message it is acking, even one whose lease ran out")
+    func ackedMessageIsNotClaimedAgain() async throws {
+        let pool = try await TestDatabase.shared()
+        let name = try await TestDatabase.declareStore(on: pool)
+        let store = PostgresStore(name: name, pool: pool)
+        _ = try await store.store((0..<3).map { OutgoingMessage(text: "m\($0)") })
+        // A lease of no time at all: expired by the next statement.
+        let first = try await store.claim(limit: 3, consumer: "late", lease: .zero)
+        #expect(first.count == 3)
+        let next = try await store.ackAndClaim(first.map(\.id), limit: 3, consumer: "late", lease: .seconds(60))
+        #expect(next.isEmpty, "acked messages came back: \(next.map(\.id))")
+        #expect(try await store.counts() == StoreCounts())
+    }
 }
