@@ -14,6 +14,9 @@ public struct SQL: Sendable, ExpressibleByStringInterpolation, CustomStringConve
     public private(set) var text: String
     /// The bound values, in placeholder order. Never logged.
     public private(set) var bindings: [Binding]
+    /// Where each placeholder's `$` is in `text` (UTF-8 offsets, in binding order), so that the
+    /// statement can be interpolated into another and renumbered there without reading its text.
+    private var placeholderOffsets: [Int]
 
     /// One parameter: its type and binary value (`nil` is SQL NULL).
     public struct Binding: Sendable {
@@ -24,22 +27,26 @@ public struct SQL: Sendable, ExpressibleByStringInterpolation, CustomStringConve
     public init(stringLiteral value: String) {
         text = value
         bindings = []
+        placeholderOffsets = []
     }
 
     public init(stringInterpolation: Interpolation) {
         text = stringInterpolation.text
         bindings = stringInterpolation.bindings
+        placeholderOffsets = stringInterpolation.placeholderOffsets
     }
 
     /// Wraps text that has no parameters and comes from a trusted place (a migration file, a literal).
     public init(unsafeSQL text: String) {
         self.text = text
         bindings = []
+        placeholderOffsets = []
     }
 
     public struct Interpolation: StringInterpolationProtocol {
         var text = ""
         var bindings: [Binding] = []
+        var placeholderOffsets: [Int] = []
 
         public init(literalCapacity: Int, interpolationCount: Int) {
             text.reserveCapacity(literalCapacity + interpolationCount * 3)
@@ -65,8 +72,23 @@ public struct SQL: Sendable, ExpressibleByStringInterpolation, CustomStringConve
         /// Inserts text verbatim. Only for identifiers and fragments that were validated or are constants.
         public mutating func appendInterpolation(unsafeRaw text: String) { self.text += text }
 
+        /// Inserts another statement, a piece shared by several: its text, with its parameters
+        /// bound here and renumbered to follow the ones before it.
+        public mutating func appendInterpolation(_ fragment: SQL) {
+            let utf8 = Array(fragment.text.utf8)
+            var from = 0
+            for (offset, binding) in zip(fragment.placeholderOffsets, fragment.bindings) {
+                text += String(decoding: utf8[from..<offset], as: UTF8.self)
+                bind(binding)
+                from = offset + 1
+                while from < utf8.count, (48...57).contains(utf8[from]) { from += 1 }  // the digits of its "$n"
+            }
+            text += String(decoding: utf8[from...], as: UTF8.self)
+        }
+
         mutating func bind(_ binding: Binding) {
             bindings.append(binding)
+            placeholderOffsets.append(text.utf8.count)
             text += "$\(bindings.count)"
         }
     }

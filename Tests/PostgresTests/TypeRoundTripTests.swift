@@ -118,4 +118,16 @@ struct TypeRoundTripTests {
         let row = try #require(try await connection.query(sql).first)
         #expect(try row.decode("echoed", as: String.self) == hostile)
     }
+
+    @Test("a statement interpolated into another keeps its values as parameters, renumbered in order")
+    func fragmentsAreRenumbered() async throws {
+        let connection = try await Connection.connect(ConnectionConfiguration(try TestDatabase.serverURL()))
+        defer { connection.close() }
+        let hostile = "'; DROP TABLE pg_class; --"
+        let tail: SQL = "\(hostile)::text AS b, \(12)::int8 AS c, '$1 stays text' AS d"
+        let sql: SQL = "SELECT \(7)::int8 AS a, \(tail), \(8)::int8 AS e"
+        #expect(sql.text == "SELECT $1::int8 AS a, $2::text AS b, $3::int8 AS c, '$1 stays text' AS d, $4::int8 AS e")
+        let row = try #require(try await connection.query(sql).first)
+        #expect(try row.decode((Int, String, Int, String, Int).self) == (7, hostile, 12, "$1 stays text", 8))
+    }
 }

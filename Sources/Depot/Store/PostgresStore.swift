@@ -256,6 +256,13 @@ public struct PostgresStore: MessageStore {
     /// drain's rate moved within its noise).
     static func messageClaim(store: String, limit: Int, consumer: String, lease: Duration, acking: [UUID] = []) -> SQL {
         let order = "ORDER BY m.priority DESC, m.seq LIMIT \(limit) FOR UPDATE SKIP LOCKED"
+        let leaseNext: SQL = """
+            UPDATE depot.messages m
+            SET locked_by = \(consumer), locked_until = now() + make_interval(secs => \(lease.seconds)),
+                attempts = m.attempts + 1
+            FROM next WHERE m.ctid = next.ctid
+            RETURNING \(unsafeRaw: qualifiedMessageColumns)
+            """
         guard !acking.isEmpty else {
             return """
                 WITH next AS (
@@ -263,11 +270,7 @@ public struct PostgresStore: MessageStore {
                     WHERE m.store = \(store) AND (m.locked_until IS NULL OR m.locked_until <= now()) AND \(unsafeRaw: dueAndFirstOfGroup)
                     \(unsafeRaw: order)
                 )
-                UPDATE depot.messages m
-                SET locked_by = \(consumer), locked_until = now() + make_interval(secs => \(lease.seconds)),
-                    attempts = m.attempts + 1
-                FROM next WHERE m.ctid = next.ctid
-                RETURNING \(unsafeRaw: qualifiedMessageColumns)
+                \(leaseNext)
                 """
         }
         return """
@@ -282,11 +285,7 @@ public struct PostgresStore: MessageStore {
                   AND \(unsafeRaw: dueAndFirstOfGroup)
                 \(unsafeRaw: order)
             )
-            UPDATE depot.messages m
-            SET locked_by = \(consumer), locked_until = now() + make_interval(secs => \(lease.seconds)),
-                attempts = m.attempts + 1
-            FROM next WHERE m.ctid = next.ctid
-            RETURNING \(unsafeRaw: qualifiedMessageColumns)
+            \(leaseNext)
             """
     }
 
