@@ -1,8 +1,8 @@
 import Foundation
 
-/// Folds single-message stores that arrive together into one `store_batch` round trip (group
-/// commit): while a batch is being written, the next callers wait and go out together in the
-/// next one. Each caller still hears only after its message is committed (or held in failover),
+/// Folds single-message stores that arrive together into one round trip (group commit): while
+/// `maximumInFlight` batches are being written, the next callers wait and go out together in
+/// the next one. Each caller still hears only after its message is committed (or held in failover),
 /// so a 202 means the same as before; one commit's fsync now serves many producers.
 final class StoreCoalescer: @unchecked Sendable {
     /// Writes a batch into one store; the producer's own path, with its failover.
