@@ -108,6 +108,49 @@ public final class Connection: @unchecked Sendable {
         try await query(sql).affectedRows
     }
 
+    /// Runs `COPY … FROM STDIN (FORMAT binary)` with `rows` as its data; returns the rows copied.
+    /// Outside a transaction it commits on its own, like any statement: all the rows or none.
+    /// COPY takes no parameters, so `statement` must have none; every value travels in `rows`.
+    @discardableResult
+    public func copy(_ statement: SQL, rows: BinaryCopyRows) async throws -> Int {
+        guard statement.bindings.isEmpty else {
+            throw PostgresError(kind: .usage, message: "COPY takes no parameters; put the values in the rows", query: statement.text)
+        }
+        let stream = rows.stream()
+        return try await onQueue {
+            let handle = try self.liveHandle(mayReconnect: true)
+            let started = PQexec(handle, statement.text)
+            defer { PQclear(started) }
+            try self.check(started, query: statement.text)
+            guard PQresultStatus(started) == PGRES_COPY_IN else {
+                throw PostgresError(kind: .usage, message: "the statement is not a COPY … FROM STDIN", query: statement.text)
+            }
+            // Blocking mode: each call returns once libpq has queued or sent the bytes.
+            let chunk = 1 << 20
+            let sent = stream.withUnsafeBytes { bytes -> Bool in
+                var offset = 0
+                while offset < bytes.count {
+                    let length = min(chunk, bytes.count - offset)
+                    let pointer = bytes.baseAddress!.advanced(by: offset).assumingMemoryBound(to: CChar.self)
+                    guard PQputCopyData(handle, pointer, Int32(length)) == 1 else { return false }
+                    offset += length
+                }
+                return PQputCopyEnd(handle, nil) == 1
+            }
+            guard sent else { throw self.connectionLost(handle) }
+            // The COPY's own result, then NULL; a lost connection gives an error result or none.
+            let finished = PQgetResult(handle)
+            while let extra = PQgetResult(handle) { PQclear(extra) }
+            do {
+                try self.check(finished, query: statement.text)
+            } catch {
+                PQclear(finished)
+                throw error
+            }
+            return Rows(result: finished).affectedRows
+        }
+    }
+
     /// Runs text that may hold several statements and no parameters (a migration file).
     /// The name says "unsafe": the text must come from a trusted place.
     public func executeUnsafeScript(_ text: String) async throws {

@@ -57,6 +57,19 @@ extension Array where Element == UInt8 {
     mutating func appendInteger<T: FixedWidthInteger>(_ value: T) {
         Swift.withUnsafeBytes(of: value.bigEndian) { append(contentsOf: $0) }
     }
+
+    /// A value as array elements and COPY fields are sent: its 32-bit length, then its bytes;
+    /// NULL is length -1. Straight into the buffer, the length written in afterwards, so a
+    /// batch's payloads are copied once, not through a scratch array.
+    mutating func appendLengthPrefixed<T: PostgresEncodable>(_ value: T) {
+        if value.isNullValue { return appendInteger(Int32(-1)) }
+        let lengthAt = count
+        appendInteger(Int32(0))
+        value.encode(into: &self)
+        Swift.withUnsafeBytes(of: Int32(count - lengthAt - 4).bigEndian) { length in
+            withUnsafeMutableBytes { $0.baseAddress!.advanced(by: lengthAt).copyMemory(from: length.baseAddress!, byteCount: 4) }
+        }
+    }
 }
 
 private func expect(_ type: PostgresType, in allowed: PostgresType..., swift: String) throws {
@@ -286,20 +299,7 @@ extension Array: PostgresEncodable where Element: PostgresArrayElement {
             buffer.appendInteger(Int32(count))
             buffer.appendInteger(Int32(1))  // lower bound
         }
-        for element in self {
-            if element.isNullValue {
-                buffer.appendInteger(Int32(-1))
-                continue
-            }
-            // Each element straight into the buffer, its length written in afterwards: a batch's
-            // payloads are copied once, not through a scratch array.
-            let lengthAt = buffer.count
-            buffer.appendInteger(Int32(0))
-            element.encode(into: &buffer)
-            Swift.withUnsafeBytes(of: Int32(buffer.count - lengthAt - 4).bigEndian) { length in
-                buffer.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: lengthAt).copyMemory(from: length.baseAddress!, byteCount: 4) }
-            }
-        }
+        for element in self { buffer.appendLengthPrefixed(element) }
     }
 }
 

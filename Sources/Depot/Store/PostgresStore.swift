@@ -40,7 +40,11 @@ public struct PostgresStore: MessageStore {
     private func insertDirectly(_ messages: [OutgoingMessage], on connection: Connection) async throws -> [StoreReceipt] {
         let withIds = messages.withIds()
         do {
-            try await connection.execute(Self.messageInsert(store: name, withIds))
+            if Self.canCopy(withIds) {
+                try await connection.copy(Self.messageCopy, rows: Self.messageCopyRows(store: name, withIds))
+            } else {
+                try await connection.execute(Self.messageInsert(store: name, withIds))
+            }
             return withIds.map { StoreReceipt(id: $0.id!, created: true) }
         } catch let error as PostgresError where error.sqlState == .uniqueViolation {
             return try await store(withIds, on: connection)
@@ -209,6 +213,36 @@ public struct PostgresStore: MessageStore {
                  WITH ORDINALITY AS u (id, payload, headers, content_type, priority, delay_ms, ord)
             ORDER BY u.ord
             """
+    }
+
+    /// From this many messages on, a batch goes in by COPY: PostgreSQL inserts copied rows a page
+    /// at a time, a quarter less of its work for 1,000 messages, but COPY costs a second round
+    /// trip, which smaller batches do not win back.
+    static let copyThreshold = 64
+
+    /// COPY leaves available_at and created_at to their default, the server's now() (as the
+    /// INSERT does for a message without delay): a delay needs the server's clock, so a batch
+    /// with one takes the INSERT.
+    static func canCopy(_ messages: [OutgoingMessage]) -> Bool {
+        messages.count >= copyThreshold && messages.allSatisfy { $0.delay <= .zero }
+    }
+
+    static let messageCopy: SQL = "COPY depot.messages (id, store, payload, headers, content_type, priority) FROM STDIN (FORMAT binary)"
+
+    /// The rows of `messageCopy`, in the columns' order. Every message must have its id.
+    static func messageCopyRows(store: String, _ messages: [OutgoingMessage]) -> BinaryCopyRows {
+        let bytes = messages.reduce(0) { $0 + $1.payload.count + 80 + $1.headers.count * 32 }
+        var rows = BinaryCopyRows(columns: 6, reservingCapacity: bytes)
+        for message in messages {
+            rows.startRow()
+            rows.append(message.id!)
+            rows.append(store)
+            rows.append(message.payload)
+            rows.append(message.headers)
+            rows.append(message.contentType)
+            rows.append(Int32(clamping: message.priority))
+        }
+        return rows
     }
 
     static func messageStoreBatch(store: String, _ messages: [OutgoingMessage]) -> SQL {

@@ -1,0 +1,111 @@
+import Foundation
+import Postgres
+import Testing
+import TestSupport
+
+@Suite("COPY … FROM STDIN in binary format")
+struct BinaryCopyTests {
+    func connect() async throws -> Connection {
+        try await Connection.connect(ConnectionConfiguration(try TestDatabase.serverURL()))
+    }
+
+    @Test("every type and NULL arrive as sent, and the number of rows copied comes back")
+    func roundTrip() async throws {
+        let connection = try await connect()
+        defer { connection.close() }
+        try await connection.execute("""
+            CREATE TEMP TABLE copied (n int4, big int8, id uuid, name text, body bytea, doc jsonb, at timestamptz, flag bool)
+            """)
+        // Text COPY would need every one of these escaped; binary sends them as they are.
+        let hostile = "tab\tnewline\nback\\slash 'quote' \"double\" \\N é"
+        let id = UUID()
+        let at = Date(timeIntervalSince1970: 1_800_000_000.25)
+        var rows = BinaryCopyRows(columns: 8)
+        rows.startRow()
+        rows.append(Int32(-7)); rows.append(Int.max); rows.append(id); rows.append(hostile)
+        rows.append(Data([0, 1, 255])); rows.append(["k": hostile]); rows.append(at); rows.append(true)
+        rows.startRow()
+        rows.append(Int32?.none); rows.append(Int?.none); rows.append(UUID?.none); rows.append(String?.none)
+        rows.append(Data()); rows.append(["a": "1", "b": "2"]); rows.append(Date?.none); rows.append(false)
+        #expect(rows.count == 2)
+
+        let copied = try await connection.copy("COPY copied FROM STDIN (FORMAT binary)", rows: rows)
+        #expect(copied == 2)
+
+        let back = try await connection.query("SELECT n, big, id, name, body, doc, at, flag FROM copied ORDER BY n NULLS LAST")
+        #expect(back.count == 2)
+        let first = back[0]
+        #expect(try first.decode(at: 0, as: Int32.self) == -7)
+        #expect(try first.decode(at: 1, as: Int.self) == Int.max)
+        #expect(try first.decode(at: 2, as: UUID.self) == id)
+        #expect(try first.decode(at: 3, as: String.self) == hostile)
+        #expect(try first.decode(at: 4, as: Data.self) == Data([0, 1, 255]))
+        #expect(try first.decode(at: 5, as: [String: String].self) == ["k": hostile])
+        #expect(try first.decode(at: 6, as: Date.self) == at)
+        #expect(try first.decode(at: 7, as: Bool.self) == true)
+        let second = back[1]
+        #expect(try second.decode(at: 0, as: Int32?.self) == nil)
+        #expect(try second.decode(at: 3, as: String?.self) == nil)
+        #expect(try second.decode(at: 4, as: Data.self) == Data())
+        #expect(try second.decode(at: 5, as: [String: String].self) == ["a": "1", "b": "2"])
+        #expect(try second.decode(at: 6, as: Date?.self) == nil)
+    }
+
+    @Test("rows larger than one send (3 × 1.5 MiB) arrive byte for byte")
+    func largeRows() async throws {
+        let connection = try await connect()
+        defer { connection.close() }
+        try await connection.execute("CREATE TEMP TABLE big (n int4, body bytea)")
+        var rows = BinaryCopyRows(columns: 2)
+        var sent: [Data] = []
+        for n in 0..<3 {
+            let body = Data((0..<1_572_864).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ n) })
+            sent.append(body)
+            rows.startRow(); rows.append(Int32(n)); rows.append(body)
+        }
+        #expect(try await connection.copy("COPY big (n, body) FROM STDIN (FORMAT binary)", rows: rows) == 3)
+        let back = try await connection.query("SELECT body FROM big ORDER BY n")
+        #expect(try back.map { try $0.decode(at: 0, as: Data.self) } == sent)
+    }
+
+    @Test("a COPY that breaks a constraint copies nothing, says which row, and leaves the connection usable")
+    func constraintViolation() async throws {
+        let connection = try await connect()
+        defer { connection.close() }
+        try await connection.execute("CREATE TEMP TABLE checked (n int4 CHECK (n > 0))")
+        var rows = BinaryCopyRows(columns: 1)
+        for n: Int32 in [1, 2, -3, 4] { rows.startRow(); rows.append(n) }
+        let error = await #expect(throws: PostgresError.self) {
+            try await connection.copy("COPY checked FROM STDIN (FORMAT binary)", rows: rows)
+        }
+        #expect(error?.kind == .server)
+        #expect(error?.sqlState == SQLState("23514"))
+        #expect(error?.message.contains("checked") == true)
+        #expect(try await connection.query("SELECT count(*) FROM checked").first?.decode(at: 0, as: Int.self) == 0)
+        #expect(try await connection.query("SELECT 1").first?.decode(at: 0, as: Int.self) == 1)
+    }
+
+    @Test("a COPY given parameters, or a statement that is not COPY FROM STDIN, is refused and the connection stays usable")
+    func misuse() async throws {
+        let connection = try await connect()
+        defer { connection.close() }
+        try await connection.execute("CREATE TEMP TABLE target (n int4)")
+        var rows = BinaryCopyRows(columns: 1)
+        rows.startRow(); rows.append(Int32(1))
+        let withParameter = await #expect(throws: PostgresError.self) {
+            try await connection.copy("COPY target FROM STDIN (FORMAT binary) -- \(1)", rows: rows)
+        }
+        #expect(withParameter?.kind == .usage)
+        #expect(withParameter?.message.contains("no parameters") == true)
+        let notCopy = await #expect(throws: PostgresError.self) {
+            try await connection.copy("SELECT 1", rows: rows)
+        }
+        #expect(notCopy?.kind == .usage)
+        #expect(notCopy?.message.contains("not a COPY") == true)
+        let unknownTable = await #expect(throws: PostgresError.self) {
+            try await connection.copy("COPY no_such_table FROM STDIN (FORMAT binary)", rows: rows)
+        }
+        #expect(unknownTable?.sqlState == SQLState("42P01"))
+        #expect(try await connection.copy("COPY target FROM STDIN (FORMAT binary)", rows: rows) == 1)
+    }
+}
