@@ -68,6 +68,20 @@ struct ComposeFileTests {
         #expect(theirs == ours, "the subset reader and PyYAML disagree about docker-compose.yml")
     }
 
+    @Test("postgres runs the server with the sizing scripts/pg gives its own, and never turns durability off")
+    func postgresSettings() throws {
+        let compose = try Compose.load()
+        let command = try #require(compose.service("postgres")?["command"]?.strings)
+        #expect(command.first == "postgres")
+        #expect(command.contains("shared_buffers=1GB") && command.contains("max_wal_size=4GB"))
+        for unsafe in ["fsync=off", "synchronous_commit=off", "full_page_writes=off"] {
+            #expect(!command.contains(unsafe), "docker-compose.yml runs PostgreSQL with \(unsafe)")
+        }
+        let script = try String(contentsOf: packageRoot.appendingPathComponent("scripts/pg"), encoding: .utf8)
+        #expect(script.contains("max_wal_size=4GB") && script.contains("-gt 1024 ] && mb=1024"),
+                "scripts/pg and docker-compose.yml should size PostgreSQL alike")
+    }
+
     @Test("the services of issue 5 are there, each with an image or a build, and named volumes are declared")
     func servicesExist() throws {
         let compose = try Compose.load()
