@@ -48,9 +48,12 @@ public struct Cluster: Sendable {
         return configuration
     }
 
-    /// Starts a node in this process.
-    public func startNode(_ name: String, handlers: HandlerRegistry = .stock, stores: StoreDirectory? = nil) -> RunningNode {
-        let node = Node(Self.nodeConfiguration(name), pool: pool, handlers: handlers, stores: stores)
+    /// Starts a node in this process; `configure` may change the test timings first.
+    public func startNode(_ name: String, handlers: HandlerRegistry = .stock, stores: StoreDirectory? = nil,
+                          configure: (inout Node.Configuration) -> Void = { _ in }) -> RunningNode {
+        var configuration = Self.nodeConfiguration(name)
+        configure(&configuration)
+        let node = Node(configuration, pool: pool, handlers: handlers, stores: stores)
         return RunningNode(node: node, task: Task { try await node.run() })
     }
 

@@ -58,6 +58,7 @@ final class ProcessorRuntime: @unchecked Sendable {
 
     private func runMember(consumer: String) async {
         var failures = 0
+        var idle = IdleLook()
         while !isStopping {
             do {
                 if let cron = plan.cron {
@@ -72,8 +73,11 @@ final class ProcessorRuntime: @unchecked Sendable {
                     let started = ContinuousClock.now
                     _ = try await runOnce(consumer: consumer)
                     await stopSignal.wait(timeout: started + .milliseconds(definition.intervalMilliseconds) - .now)
-                } else if try await runOnce(consumer: consumer) == 0 {
-                    await work.wait(timeout: idlePoll)
+                } else {
+                    let unannounced = idle.looksFirst ? try await plan.source.hasUnannouncedWrites() : false
+                    if let wait = idle.next(claimed: try await runOnce(consumer: consumer), unannounced: unannounced, poll: idlePoll) {
+                        await work.wait(timeout: wait)
+                    }
                 }
                 failures = 0
             } catch {

@@ -57,6 +57,13 @@ public protocol MessageStore: Sendable {
     @discardableResult
     func move(_ message: Message, consumer: String, to target: any MessageStore) async throws -> Bool
 
+    /// True while a write into this store is on its way to commit without having announced
+    /// itself (PostgreSQL: an insert that skipped its NOTIFY because another transaction was
+    /// sending one). A member about to go idle asks before its last claim, and looks again
+    /// shortly when it is true. The default is false: a store that wakes its consumers for
+    /// every write has nothing unannounced.
+    func hasUnannouncedWrites() async throws -> Bool
+
     /// How many messages wait, by state.
     func counts() async throws -> StoreCounts
 
@@ -69,6 +76,8 @@ public protocol MessageStore: Sendable {
 }
 
 extension MessageStore {
+    public func hasUnannouncedWrites() async throws -> Bool { false }
+
     public func ackAndClaim(_ ids: [UUID], limit: Int, consumer: String, lease: Duration) async throws -> [Message] {
         try await ack(ids, consumer: consumer)
         return try await claim(limit: limit, consumer: consumer, lease: lease)

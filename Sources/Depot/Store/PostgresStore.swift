@@ -164,6 +164,11 @@ public struct PostgresStore: MessageStore {
         }
     }
 
+    /// An insert that skipped its NOTIFY holds a shared lock until it ends (migration 0008).
+    public func hasUnannouncedWrites() async throws -> Bool {
+        try await pool.query("SELECT depot.has_unannounced_inserts(\(name))").first?.decode(at: 0, as: Bool.self) ?? false
+    }
+
     public func counts() async throws -> StoreCounts {
         let rows = try await pool.query("""
             SELECT ready, delayed, in_flight, dead_letters FROM depot.store_stats WHERE store = \(name)
