@@ -119,11 +119,13 @@ public final class Connection: @unchecked Sendable {
         let stream = rows.stream()
         return try await onQueue {
             let handle = try self.liveHandle(mayReconnect: true)
-            let started = PQexec(handle, statement.text)
+            // The extended protocol, as every statement here: one statement per text, never a script.
+            let started = PQexecParams(handle, statement.text, 0, nil, nil, nil, nil, 1)
             defer { PQclear(started) }
             try self.check(started, query: statement.text)
             guard PQresultStatus(started) == PGRES_COPY_IN else {
-                throw PostgresError(kind: .usage, message: "the statement is not a COPY … FROM STDIN", query: statement.text)
+                self.abandonResults(handle, current: started)
+                throw PostgresError(kind: .usage, message: "the statement is not one COPY … FROM STDIN", query: statement.text)
             }
             // Blocking mode: each call returns once libpq has queued or sent the bytes.
             let chunk = 1 << 20
@@ -137,10 +139,14 @@ public final class Connection: @unchecked Sendable {
                 }
                 return PQputCopyEnd(handle, nil) == 1
             }
-            guard sent else { throw self.connectionLost(handle) }
-            // The COPY's own result, then NULL; a lost connection gives an error result or none.
+            guard sent else {
+                let lost = self.connectionLost(handle)
+                self.abandonResults(handle, current: nil)
+                throw lost
+            }
+            // The COPY's own result, then the end of results.
             let finished = PQgetResult(handle)
-            while let extra = PQgetResult(handle) { PQclear(extra) }
+            self.abandonResults(handle, current: nil)
             do {
                 try self.check(finished, query: statement.text)
             } catch {
@@ -149,6 +155,30 @@ public final class Connection: @unchecked Sendable {
             }
             return Rows(result: finished).affectedRows
         }
+    }
+
+    /// Brings the connection back to idle after results this caller will not use: a COPY FROM
+    /// STDIN still open is ended as failed (the server rolls it back), a COPY TO STDOUT is read
+    /// out, and every result left is cleared.
+    private func abandonResults(_ handle: OpaquePointer, current: OpaquePointer?) {
+        var result = current
+        var owned = false
+        // Bounded: a text of many statements is drained a few at a time, never spun on forever.
+        for _ in 0..<64 {
+            if let status = result.map(PQresultStatus) {
+                if status == PGRES_COPY_IN {
+                    _ = PQputCopyEnd(handle, "abandoned: Connection.copy sends one COPY FROM STDIN only")
+                } else if status == PGRES_COPY_OUT {
+                    var buffer: UnsafeMutablePointer<CChar>?
+                    while PQgetCopyData(handle, &buffer, 0) > 0 { PQfreemem(buffer) }
+                }
+            }
+            if owned { PQclear(result) }
+            guard PQstatus(handle) == CONNECTION_OK, let next = PQgetResult(handle) else { return }
+            result = next
+            owned = true
+        }
+        if owned { PQclear(result) }
     }
 
     /// Runs text that may hold several statements and no parameters (a migration file).

@@ -74,6 +74,7 @@ struct CLITests {
         var url = URLComponents(string: cli.databaseURL)!
         url.password = "wrong-password"
         let unreachable = "postgres://depot:secret-pw@127.0.0.1:1/depot"
+        let unmigrated = try await TestDatabase.createEmpty(prefix: "u").connectionString
         let cases: [(arguments: [String], database: String?, status: Int32, mentions: String)] = [
             (["stats"], unreachable, 69, "start PostgreSQL"),
             (["stats"], url.string!, 69, "check the user and password"),
@@ -89,6 +90,7 @@ struct CLITests {
             (["stores", "add", "orders"], nil, 65, "already exists"),
             (["bench", "--only", "drain,nope"], nil, 64, "the scenarios are"),
             (["node", "--name", "n1", "--claim-concurrency", "0"], nil, 64, "--claim-concurrency"),
+            (["node", "--name", "n1"], unmigrated, 78, "run depot migrate"),
             // The benchmark wipes messages and processors: never on a database with stores of its own.
             (["bench", "--quick"], nil, 65, "throwaway database"),
         ]

@@ -33,6 +33,35 @@ struct MigrationTests {
         }
     }
 
+    @Test("a node on a schema that lacks a migration, or has none, refuses to start and says to run depot migrate")
+    func nodeOnAnOldSchema() async throws {
+        let cluster = try await Cluster.fresh()
+        let latest = try #require(Migration.all.last)
+        try await cluster.sql("DELETE FROM depot.schema_migrations WHERE version = \(latest.version)")
+        let error = await #expect(throws: SchemaBehind.self) {
+            try await Node(Cluster.nodeConfiguration("node-old"), pool: cluster.pool).run()
+        }
+        #expect(error?.missing == [latest])
+        #expect(error?.description.contains("\(latest.version) (\(latest.name))") == true)
+        #expect(error?.description.contains("depot migrate") == true)
+        #expect(try await cluster.integer("SELECT count(*) FROM depot.nodes") == 0, "it never registered")
+
+        let empty = ConnectionPool(try await TestDatabase.createEmpty(prefix: "e"), maximumConnections: 2)
+        let none = await #expect(throws: SchemaBehind.self) {
+            try await Node(Cluster.nodeConfiguration("node-none"), pool: empty).run()
+        }
+        #expect(none?.description.contains("no Depot schema") == true)
+        await empty.close()
+
+        // A schema ahead of the binary (a migration it does not know) is fine.
+        try await cluster.sql("""
+            INSERT INTO depot.schema_migrations (version, name) VALUES (\(latest.version), '\(latest.name)'), (9999, 'from_a_newer_depot')
+            """)
+        let connection = try await Connection.connect(cluster.pool.configuration)
+        defer { connection.close() }
+        try await Migrator().requireCurrent(on: connection)
+    }
+
     @Test("four nodes migrating at the same moment apply each migration once")
     func concurrentMigrate() async throws {
         let configuration = try await TestDatabase.createEmpty()

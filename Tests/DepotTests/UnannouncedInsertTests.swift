@@ -49,16 +49,41 @@ struct UnannouncedInsertTests {
         try await notifier.execute("COMMIT")
     }
 
+    @Test("an insert never waits for a look held in an open transaction: it sends its NOTIFY instead")
+    func lookInATransaction() async throws {
+        let cluster = try await Cluster.fresh()
+        try await cluster.sql("INSERT INTO depot.stores (name) VALUES ('orders')")
+        let looker = try await Connection.connect(cluster.pool.configuration)
+        let notifier = try await Connection.connect(cluster.pool.configuration)
+        let inserter = try await Connection.connect(cluster.pool.configuration)
+        let listener = try await Connection.connect(cluster.pool.configuration)
+        defer { looker.close(); notifier.close(); inserter.close(); listener.close() }
+        try await listener.listen("depot_messages")
+
+        try await looker.execute("BEGIN")
+        #expect(try await looker.query("SELECT depot.has_unannounced_inserts('orders')").first?.decode(at: 0, as: Bool.self) == false)
+        try await notifier.execute("BEGIN")
+        try await Self.insert("a", on: notifier)
+        // It would skip (the notifier holds the NOTIFY lock), and the look holds the lock it
+        // would take: it must neither wait nor go unannounced.
+        try await inserter.execute("SET statement_timeout = '5s'")
+        try await Self.insert("b", on: inserter)
+        var heard: [String] = []
+        let deadline = ContinuousClock.now + .seconds(5)
+        while heard.isEmpty, ContinuousClock.now < deadline {
+            heard += try await listener.notifications(timeout: .milliseconds(200)).map(\.payload)
+        }
+        #expect(heard == ["orders"], "the insert's own NOTIFY, while the notifier is still open")
+        try await notifier.execute("COMMIT")
+        try await looker.execute("COMMIT")
+    }
+
     @Test("an insert that skipped its NOTIFY and commits after the woken member's last claim is delivered at once, not at the idle poll")
     func noStrandedInsert() async throws {
         let cluster = try await Cluster.fresh()
         let (echo, url) = try Cluster.echo()
         defer { echo.stop() }
-        try await cluster.sql("""
-            INSERT INTO depot.stores (name) VALUES ('orders');
-            INSERT INTO depot.endpoints (name, url) VALUES ('backend', '\(url)');
-            INSERT INTO depot.processors (name, kind, store, target_endpoint, interval_ms) VALUES ('forwarder', 'forwarding', 'orders', 'backend', 0);
-            """)
+        try await NodeBehaviourTests.forwarding(cluster, url: url, columns: ", interval_ms", values: ", 0")
         // An idle poll far beyond the test's patience: only a wake-up or a look can deliver in time.
         let node = cluster.startNode("node-a") { $0.idlePoll = .seconds(60) }
         let running = try await eventually { await node.node.runningProcessors() == ["forwarder": 1] }
@@ -101,5 +126,10 @@ struct UnannouncedInsertTests {
         #expect(idle.looksFirst)
         #expect(idle.next(claimed: 1, unannounced: false, poll: poll) == nil)
         #expect(idle.next(claimed: 0, unannounced: true, poll: poll) == .milliseconds(2), "a batch starts the back-off afresh")
+
+        var announcing = IdleLook(looks: false)
+        #expect(announcing.next(claimed: 3, unannounced: false, poll: poll) == nil)
+        #expect(!announcing.looksFirst, "a store that announces every write is never asked")
+        #expect(announcing.next(claimed: 0, unannounced: false, poll: poll) == poll, "and its first empty claim is the last")
     }
 }

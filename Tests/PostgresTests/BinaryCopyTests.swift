@@ -101,11 +101,24 @@ struct BinaryCopyTests {
             try await connection.copy("SELECT 1", rows: rows)
         }
         #expect(notCopy?.kind == .usage)
-        #expect(notCopy?.message.contains("not a COPY") == true)
+        #expect(notCopy?.message.contains("not one COPY") == true)
         let unknownTable = await #expect(throws: PostgresError.self) {
             try await connection.copy("COPY no_such_table FROM STDIN (FORMAT binary)", rows: rows)
         }
         #expect(unknownTable?.sqlState == SQLState("42P01"))
+        // A COPY the other way is read out, and a text of two statements is refused; either way
+        // the connection is idle again afterwards.
+        try await connection.execute("INSERT INTO target VALUES (7), (8)")
+        let copyOut = await #expect(throws: PostgresError.self) {
+            try await connection.copy("COPY target TO STDOUT", rows: rows)
+        }
+        #expect(copyOut?.kind == .usage)
+        #expect(try await connection.query("SELECT count(*) FROM target").first?.decode(at: 0, as: Int.self) == 2)
+        let twoStatements = await #expect(throws: PostgresError.self) {
+            try await connection.copy("COPY target FROM STDIN (FORMAT binary); COPY target FROM STDIN (FORMAT binary)", rows: rows)
+        }
+        #expect(twoStatements?.sqlState == SQLState("42601"), "one statement per text")
+        #expect(try await connection.query("SELECT count(*) FROM target").first?.decode(at: 0, as: Int.self) == 2)
         #expect(try await connection.copy("COPY target FROM STDIN (FORMAT binary)", rows: rows) == 1)
     }
 }

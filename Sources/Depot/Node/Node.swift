@@ -119,6 +119,7 @@ public actor Node {
         var attempt = 0
         while !stopping {
             do {
+                try await pool.withConnection { try await Migrator().requireCurrent(on: $0) }
                 try await register()
                 return true
             } catch let error as PostgresError where configuration.waitForDatabase && error.isConnectionLoss {

@@ -58,7 +58,7 @@ final class ProcessorRuntime: @unchecked Sendable {
 
     private func runMember(consumer: String) async {
         var failures = 0
-        var idle = IdleLook()
+        var idle = IdleLook(looks: plan.source.mayHaveUnannouncedWrites)
         while !isStopping {
             do {
                 if let cron = plan.cron {

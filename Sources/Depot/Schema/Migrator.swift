@@ -45,6 +45,16 @@ public struct Migrator: Sendable {
         return Set(try rows.map { try $0.decode(at: 0, as: Int.self) })
     }
 
+    /// Throws `SchemaBehind` when a migration this binary knows is not applied: a node on an
+    /// older schema would fail statement by statement, on functions and columns it lacks.
+    /// A schema newer than the binary is fine (migrations only add; older nodes keep working
+    /// while a cluster is upgraded).
+    public func requireCurrent(on connection: Connection) async throws {
+        let applied = try await appliedVersions(on: connection)
+        let missing = migrations.filter { !applied.contains($0.version) }
+        guard missing.isEmpty else { throw SchemaBehind(missing: missing, applied: applied) }
+    }
+
     /// Applies one migration unless it is recorded already; returns whether it applied it.
     private func apply(_ migration: Migration, on connection: Connection) async throws -> Bool {
         do {
@@ -70,5 +80,19 @@ public struct MigrationError: Error, CustomStringConvertible {
     public let underlying: PostgresError
     public var description: String {
         "migration \(migration.version) (\(migration.name)) failed and was rolled back: \(underlying)"
+    }
+}
+
+/// The database lacks migrations this binary needs; `depot migrate` applies them.
+public struct SchemaBehind: Error, CustomStringConvertible {
+    public let missing: [Migration]
+    public let applied: Set<Int>
+    public var description: String {
+        let names = missing.map { "\($0.version) (\($0.name))" }.joined(separator: ", ")
+        guard !applied.isEmpty else {
+            return "the database has no Depot schema: run depot migrate against it first (docker compose runs its migrate service)"
+        }
+        return "the database's Depot schema lacks migration\(missing.count == 1 ? "" : "s") \(names): "
+            + "run depot migrate against it first (safe while nodes run; each migration applies once)"
     }
 }

@@ -57,11 +57,15 @@ public protocol MessageStore: Sendable {
     @discardableResult
     func move(_ message: Message, consumer: String, to target: any MessageStore) async throws -> Bool
 
+    /// False for a store that wakes its consumers for every write; true when a write may commit
+    /// without waking anyone (PostgreSQL: an insert that skipped its NOTIFY because another
+    /// transaction was sending one), so that members about to sleep ask `hasUnannouncedWrites`.
+    /// The default is false.
+    var mayHaveUnannouncedWrites: Bool { get }
+
     /// True while a write into this store is on its way to commit without having announced
-    /// itself (PostgreSQL: an insert that skipped its NOTIFY because another transaction was
-    /// sending one). A member about to go idle asks before its last claim, and looks again
-    /// shortly when it is true. The default is false: a store that wakes its consumers for
-    /// every write has nothing unannounced.
+    /// itself. A member about to go idle asks before its last claim, and looks again shortly
+    /// when it is true. The default is false.
     func hasUnannouncedWrites() async throws -> Bool
 
     /// How many messages wait, by state.
@@ -76,6 +80,8 @@ public protocol MessageStore: Sendable {
 }
 
 extension MessageStore {
+    public var mayHaveUnannouncedWrites: Bool { false }
+
     public func hasUnannouncedWrites() async throws -> Bool { false }
 
     public func ackAndClaim(_ ids: [UUID], limit: Int, consumer: String, lease: Duration) async throws -> [Message] {

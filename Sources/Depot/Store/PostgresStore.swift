@@ -164,6 +164,8 @@ public struct PostgresStore: MessageStore {
         }
     }
 
+    public var mayHaveUnannouncedWrites: Bool { true }
+
     /// An insert that skipped its NOTIFY holds a shared lock until it ends (migration 0008).
     public func hasUnannouncedWrites() async throws -> Bool {
         try await pool.query("SELECT depot.has_unannounced_inserts(\(name))").first?.decode(at: 0, as: Bool.self) ?? false

@@ -66,6 +66,9 @@ func report(_ error: Error) -> Int32 {
     case let error as PostgresError:
         say(error.hint.map { "\(error.description); \($0)" } ?? error.description)
         return ExitStatus.failure
+    case let error as SchemaBehind:
+        say(error.description)
+        return ExitStatus.configuration
     case let error as MigrationError:
         say(error.description)
         return ExitStatus.failure
