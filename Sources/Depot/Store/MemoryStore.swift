@@ -64,7 +64,7 @@ public actor MemoryStore: MessageStore {
             if let given = outgoing.id, messages[given] != nil {
                 return StoreReceipt(id: given, created: false)
             }
-            let id = outgoing.id ?? UUID.random()
+            let id = outgoing.id ?? UUID.timeOrdered()
             let message = Message(
                 id: id, store: name, payload: outgoing.payload, headers: outgoing.headers,
                 contentType: outgoing.contentType, priority: outgoing.priority, createdAt: time,
