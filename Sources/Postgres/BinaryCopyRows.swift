@@ -26,9 +26,12 @@ public struct BinaryCopyRows: Sendable {
         bytes.reserveCapacity(Self.header.count + reservingCapacity)
     }
 
+    /// False while the row started last lacks some of its values.
+    private var lastRowIsComplete: Bool { count == 0 || valuesInRow == columns }
+
     /// Starts the next row; the previous one must be complete.
     public mutating func startRow() {
-        precondition(count == 0 || valuesInRow == columns, "row \(count) has \(valuesInRow) of its \(columns) values")
+        precondition(lastRowIsComplete, "row \(count) has \(valuesInRow) of its \(columns) values")
         bytes.appendInteger(Int16(columns))
         count += 1
         valuesInRow = 0
@@ -43,7 +46,7 @@ public struct BinaryCopyRows: Sendable {
 
     /// The whole copy stream: header, rows and the end-of-data marker.
     func stream() -> [UInt8] {
-        precondition(count == 0 || valuesInRow == columns, "row \(count) has \(valuesInRow) of its \(columns) values")
+        precondition(lastRowIsComplete, "row \(count) has \(valuesInRow) of its \(columns) values")
         var stream = bytes
         stream.appendInteger(Int16(-1))
         return stream
