@@ -14,7 +14,11 @@ import Postgres
 ///
 /// A manual VACUUM runs unthrottled but only when dead rows pass `threshold(live:)`: an
 /// enqueue-only load leaves none, so producers do not pay for it. SKIP_LOCKED: when another
-/// node or autovacuum is already vacuuming the table, this one leaves it to them.
+/// node or autovacuum is already vacuuming the table, this one leaves it to them. PARALLEL 0:
+/// a parallel vacuum puts its list of dead rows in a dynamic shared memory segment that it
+/// sizes for the whole table (maintenance_work_mem, 64 MB by default) and fills with zeros
+/// before it starts, so on a 1,000,000-row table with 50,000 dead rows it took 0.13–0.43 s
+/// (mostly system time) where one process alone took 0.04 s.
 struct MessageVacuum: Sendable {
     /// Fewest dead rows worth a vacuum.
     let minimumDeadRows: Int
@@ -51,7 +55,7 @@ struct MessageVacuum: Sendable {
         guard dead >= threshold(live: live) else { return false }
         let connection = try await Connection.connect(pool.configuration)
         defer { connection.close() }
-        try await connection.executeUnsafeScript("VACUUM (SKIP_LOCKED) depot.messages")
+        try await connection.executeUnsafeScript("VACUUM (SKIP_LOCKED, PARALLEL 0) depot.messages")
         return true
     }
 }
