@@ -13,6 +13,8 @@ struct BenchContext: Sendable {
     let quick: Bool
     /// The bare-SQL figures; a scenario measures the ones it is judged against just before it runs.
     let references: ReferenceBook
+    /// The server's CPU, when it runs on this machine.
+    let serverCPU: ServerCPU?
 
     /// `full` seconds, or `quick` with `--quick`.
     func seconds(full: Int, quick short: Int) -> Int { quick ? short : full }

@@ -16,21 +16,10 @@ final class BenchProcess: Sendable {
     /// True until the process has ended.
     var isRunning: Bool { kill(child.pid, 0) == 0 && !isZombie }
 
-    private var isZombie: Bool { (statFields?[0]).map { $0 == "Z" } ?? true }
-
-    /// The fields of /proc/PID/stat after the command name; index 0 is the state.
-    private var statFields: [Substring]? {
-        guard let text = try? String(contentsOfFile: "/proc/\(child.pid)/stat", encoding: .utf8),
-              let close = text.lastIndex(of: ")") else { return nil }
-        return text[text.index(after: close)...].split(separator: " ")
-    }
+    private var isZombie: Bool { ProcessStat(child.pid).map { $0.state == "Z" } ?? true }
 
     /// User plus system CPU seconds used so far.
-    var cpuSeconds: Double {
-        // utime and stime are fields 14 and 15 of stat, 12 and 13 after the state.
-        guard let fields = statFields, fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-    }
+    var cpuSeconds: Double { ProcessStat(child.pid)?.cpuSeconds ?? 0 }
 
     /// Resident memory in MiB (VmRSS).
     var residentMiB: Double {

@@ -38,7 +38,7 @@ let benchCommand = Command(
     let references = ReferenceBook(databaseURL: url, seconds: referenceSeconds, progress: progress)
     let context = BenchContext(
         databaseURL: url, pool: pool, binary: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path,
-        quick: quick, references: references)
+        quick: quick, references: references, serverCPU: try await ServerCPU.find(pool))
     var figures: [BenchFigure] = []
     for scenario in only {
         switch scenario {
