@@ -5,13 +5,9 @@ import TestSupport
 
 @Suite("COPY … FROM STDIN in binary format")
 struct BinaryCopyTests {
-    func connect() async throws -> Connection {
-        try await Connection.connect(ConnectionConfiguration(try TestDatabase.serverURL()))
-    }
-
     @Test("every type and NULL arrive as sent, and the number of rows copied comes back")
     func roundTrip() async throws {
-        let connection = try await connect()
+        let connection = try await TestDatabase.connect()
         defer { connection.close() }
         try await connection.execute("""
             CREATE TEMP TABLE copied (n int4, big int8, id uuid, name text, body bytea, doc jsonb, at timestamptz, flag bool)
@@ -53,7 +49,7 @@ struct BinaryCopyTests {
 
     @Test("rows larger than one send (3 × 1.5 MiB) arrive byte for byte")
     func largeRows() async throws {
-        let connection = try await connect()
+        let connection = try await TestDatabase.connect()
         defer { connection.close() }
         try await connection.execute("CREATE TEMP TABLE big (n int4, body bytea)")
         var rows = BinaryCopyRows(columns: 2)
@@ -70,7 +66,7 @@ struct BinaryCopyTests {
 
     @Test("a COPY that breaks a constraint copies nothing, says which row, and leaves the connection usable")
     func constraintViolation() async throws {
-        let connection = try await connect()
+        let connection = try await TestDatabase.connect()
         defer { connection.close() }
         try await connection.execute("CREATE TEMP TABLE checked (n int4 CHECK (n > 0))")
         var rows = BinaryCopyRows(columns: 1)
@@ -87,7 +83,7 @@ struct BinaryCopyTests {
 
     @Test("a COPY given parameters, or a statement that is not COPY FROM STDIN, is refused and the connection stays usable")
     func misuse() async throws {
-        let connection = try await connect()
+        let connection = try await TestDatabase.connect()
         defer { connection.close() }
         try await connection.execute("CREATE TEMP TABLE target (n int4)")
         var rows = BinaryCopyRows(columns: 1)

@@ -5,13 +5,9 @@ import TestSupport
 
 @Suite("Connections, errors, transactions and notifications")
 struct ConnectionTests {
-    func connect() async throws -> Connection {
-        try await Connection.connect(ConnectionConfiguration(try TestDatabase.serverURL()))
-    }
-
     @Test("a server error carries SQLSTATE, message, detail and hint")
     func serverErrorFields() async throws {
-        let connection = try await connect()
+        let connection = try await TestDatabase.connect()
         defer { connection.close() }
         let error = await #expect(throws: PostgresError.self) {
             try await connection.execute("""
@@ -62,7 +58,7 @@ struct ConnectionTests {
 
     @Test("a transaction whose statement failed is reported as failed, not committed")
     func swallowedErrorIsNotACommit() async throws {
-        let connection = try await connect()
+        let connection = try await TestDatabase.connect()
         defer { connection.close() }
         let error = await #expect(throws: PostgresError.self) {
             try await connection.transaction { connection in
@@ -92,7 +88,7 @@ struct ConnectionTests {
 
     @Test("a transaction commits, and a thrown error rolls it back")
     func transactions() async throws {
-        let connection = try await connect()
+        let connection = try await TestDatabase.connect()
         defer { connection.close() }
         let table = "tx_\(UUID().uuidString.prefix(8).lowercased())"
         try await connection.execute(SQL(unsafeSQL: "CREATE TABLE \(table) (v int)"))
@@ -110,8 +106,8 @@ struct ConnectionTests {
 
     @Test("LISTEN receives NOTIFY from another connection")
     func listenNotify() async throws {
-        let listener = try await connect()
-        let sender = try await connect()
+        let listener = try await TestDatabase.connect()
+        let sender = try await TestDatabase.connect()
         defer { listener.close(); sender.close() }
         let channel = "depot test \(UUID().uuidString.prefix(6))"
         try await listener.listen(channel)

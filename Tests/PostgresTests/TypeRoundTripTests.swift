@@ -7,7 +7,7 @@ import TestSupport
 struct TypeRoundTripTests {
     @Test("every supported type survives a round trip")
     func roundTrip() async throws {
-        let connection = try await Connection.connect(ConnectionConfiguration(try TestDatabase.serverURL()))
+        let connection = try await TestDatabase.connect()
         defer { connection.close() }
         let id = UUID()
         let when = Date(timeIntervalSince1970: 1_700_000_000.123456)
@@ -35,7 +35,7 @@ struct TypeRoundTripTests {
 
     @Test("string maps become jsonb objects that PostgreSQL reads key by key, whatever the characters")
     func stringMapsAsJSONB() async throws {
-        let connection = try await Connection.connect(ConnectionConfiguration(try TestDatabase.serverURL()))
+        let connection = try await TestDatabase.connect()
         defer { connection.close() }
         let awkward: [String: String] = [
             "quote\"and\\backslash": "value \"quoted\" \\ end",
@@ -66,7 +66,7 @@ struct TypeRoundTripTests {
 
     @Test("string maps read from JSON text as PostgreSQL keeps it: escapes, surrogate pairs, spacing; anything else is refused")
     func stringMapsFromJSONText() async throws {
-        let connection = try await Connection.connect(ConnectionConfiguration(try TestDatabase.serverURL()))
+        let connection = try await TestDatabase.connect()
         defer { connection.close() }
         // json (unlike jsonb) keeps the text as written, so these escapes reach the decoder.
         let row = try #require(try await connection.query(#"""
@@ -82,7 +82,7 @@ struct TypeRoundTripTests {
 
     @Test("arrays with NULLs and empty arrays")
     func arraysWithNulls() async throws {
-        let connection = try await Connection.connect(ConnectionConfiguration(try TestDatabase.serverURL()))
+        let connection = try await TestDatabase.connect()
         defer { connection.close() }
         let values: [String?] = ["a", nil, "c"]
         let row = try #require(try await connection.query("SELECT \(values), \([String]())::text[], ARRAY[]::int4[]").first)
@@ -94,7 +94,7 @@ struct TypeRoundTripTests {
 
     @Test("a decode failure names the column, its index and the Swift type")
     func decodeFailureNamesColumn() async throws {
-        let connection = try await Connection.connect(ConnectionConfiguration(try TestDatabase.serverURL()))
+        let connection = try await TestDatabase.connect()
         defer { connection.close() }
         let row = try #require(try await connection.query("SELECT 'abc'::text AS label, NULL::int4 AS missing").first)
         let wrongType = #expect(throws: PostgresError.self) { try row.decode("label", as: Int.self) }
@@ -109,7 +109,7 @@ struct TypeRoundTripTests {
 
     @Test("interpolated values are parameters, never SQL")
     func interpolationIsParameterised() async throws {
-        let connection = try await Connection.connect(ConnectionConfiguration(try TestDatabase.serverURL()))
+        let connection = try await TestDatabase.connect()
         defer { connection.close() }
         let hostile = "x'); DROP TABLE pg_class; --"
         let sql: SQL = "SELECT \(hostile)::text AS echoed"
@@ -121,7 +121,7 @@ struct TypeRoundTripTests {
 
     @Test("a statement interpolated into another keeps its values as parameters, renumbered in order")
     func fragmentsAreRenumbered() async throws {
-        let connection = try await Connection.connect(ConnectionConfiguration(try TestDatabase.serverURL()))
+        let connection = try await TestDatabase.connect()
         defer { connection.close() }
         let hostile = "'; DROP TABLE pg_class; --"
         let tail: SQL = "\(hostile)::text AS b, \(12)::int8 AS c, '$1 stays text' AS d"

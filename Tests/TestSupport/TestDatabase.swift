@@ -16,6 +16,11 @@ public enum TestDatabase {
         return url
     }
 
+    /// A connection of its own to the test server's database; the caller closes it.
+    public static func connect() async throws -> Connection {
+        try await Connection.connect(ConnectionConfiguration(try serverURL()))
+    }
+
     /// A URL for database `name` on the test server.
     public static func url(database name: String) throws -> String {
         guard var components = URLComponents(string: try serverURL()) else { throw Missing() }
