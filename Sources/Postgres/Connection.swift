@@ -144,17 +144,39 @@ public final class Connection: @unchecked Sendable {
                 self.abandonResults(handle, current: nil)
                 throw lost
             }
-            // The COPY's own result, then the end of results.
-            let finished = PQgetResult(handle)
-            self.abandonResults(handle, current: nil)
-            do {
-                try self.check(finished, query: statement.text)
-            } catch {
-                PQclear(finished)
-                throw error
-            }
-            return Rows(result: finished).affectedRows
+            return try self.finishCopy(handle, query: statement.text)
         }
+    }
+
+    /// Reads every result of an ended COPY up to ReadyForQuery and returns the rows copied.
+    ///
+    /// The COPY's CommandComplete comes *before* its commit: outside a transaction the server
+    /// commits at the Sync that follows CopyDone, and a commit that fails (a deferred trigger, a
+    /// server crashing during the commit's WAL flush) answers after it, with an error or with the
+    /// connection's end. So success is the whole exchange ending cleanly, not the first result.
+    private func finishCopy(_ handle: OpaquePointer, query: String) throws -> Int {
+        var copied: Int?
+        var failure: Error?
+        while let result = PQgetResult(handle) {
+            defer { PQclear(result) }
+            if PQresultStatus(result) == PGRES_COPY_IN {
+                // Not ours to go on with; ending it as failed makes the server roll it back.
+                _ = PQputCopyEnd(handle, "abandoned: Connection.copy ended its data already")
+                failure = failure ?? PostgresError(kind: .usage, message: "the server asked for more COPY data after the end", query: query)
+                continue
+            }
+            do {
+                try check(result, query: query)
+                if copied == nil, PQresultStatus(result) == PGRES_COMMAND_OK { copied = Int(String(cString: PQcmdTuples(result))) ?? 0 }
+            } catch {
+                failure = failure ?? error
+            }
+        }
+        if let failure { throw failure }
+        // libpq reports a lost connection as an error result; this catches any other way the
+        // exchange could end without ReadyForQuery.
+        guard PQstatus(handle) == CONNECTION_OK, let copied else { throw connectionLost(handle) }
+        return copied
     }
 
     /// Brings the connection back to idle after results this caller will not use: a COPY FROM

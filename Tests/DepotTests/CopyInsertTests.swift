@@ -49,6 +49,26 @@ struct CopyInsertTests {
         #expect(try await store.counts().ready == 1000)
     }
 
+    @Test("a batch by COPY whose commit fails is not reported stored, and nothing of it is")
+    func commitFailureIsNoReceipt() async throws {
+        let cluster = try await Cluster.fresh()
+        let name = try await TestDatabase.declareStore(on: cluster.pool)
+        // A deferred constraint trigger fails the commit after the COPY's CommandComplete.
+        try await cluster.sql("""
+            CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'refused at commit'; END $$;
+            CREATE CONSTRAINT TRIGGER refuse AFTER INSERT ON depot.messages
+            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.refuse();
+            """)
+        let batch = varied(PostgresStore.copyThreshold)
+        #expect(PostgresStore.canCopy(batch))
+        let error = await #expect(throws: PostgresError.self) {
+            try await PostgresStore(name: name, pool: cluster.pool).store(batch)
+        }
+        #expect(error?.message.contains("refused at commit") == true)
+        #expect(try await cluster.integer("SELECT count(*) FROM depot.messages") == 0)
+    }
+
     @Test("a COPY batch wakes the store's idle members: its NOTIFY names the store")
     func notifies() async throws {
         let pool = try await TestDatabase.shared()

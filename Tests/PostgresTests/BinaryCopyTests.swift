@@ -81,6 +81,33 @@ struct BinaryCopyTests {
         #expect(try await connection.query("SELECT 1").first?.decode(at: 0, as: Int.self) == 1)
     }
 
+    @Test("a COPY whose commit fails is a failure, though its CommandComplete came first, and the connection stays usable")
+    func commitFailure() async throws {
+        let connection = try await TestDatabase.connect()
+        defer { connection.close() }
+        // A deferred constraint trigger raises at commit: after the server has answered the COPY's
+        // CommandComplete, at the Sync that commits it, exactly where a crash during the commit's
+        // WAL flush would strike.
+        try await connection.execute("CREATE TEMP TABLE refused_at_commit (v int4)")
+        try await connection.execute("""
+            CREATE FUNCTION pg_temp.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'refused at commit'; END $$
+            """)
+        try await connection.execute("""
+            CREATE CONSTRAINT TRIGGER refuse AFTER INSERT ON refused_at_commit
+            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION pg_temp.refuse()
+            """)
+        var rows = BinaryCopyRows(columns: 1)
+        rows.startRow(); rows.append(Int32(1))
+        let error = await #expect(throws: PostgresError.self) {
+            try await connection.copy("COPY refused_at_commit (v) FROM STDIN (FORMAT binary)", rows: rows)
+        }
+        #expect(error?.sqlState == .raiseException)
+        #expect(error?.message.contains("refused at commit") == true)
+        #expect(try await connection.query("SELECT count(*) FROM refused_at_commit").first?.decode(at: 0, as: Int.self) == 0)
+        #expect(connection.isReusable)
+    }
+
     @Test("a COPY given parameters, or a statement that is not COPY FROM STDIN, is refused and the connection stays usable")
     func misuse() async throws {
         let connection = try await TestDatabase.connect()
