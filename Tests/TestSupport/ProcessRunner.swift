@@ -24,7 +24,7 @@ public func runProcess(_ executable: URL, _ arguments: [String], environment: [S
 public final class ThrowawayPostgres: Sendable {
     public let directory: String
     public let url: String
-    let port: String
+    public let port: String
 
     public static func start() async throws -> ThrowawayPostgres {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("depot-pg-\(UUID().uuidString.prefix(8))").path

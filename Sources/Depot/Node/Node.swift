@@ -116,16 +116,16 @@ public actor Node {
     /// Registers the node; with `waitForDatabase`, retries until the database answers or the
     /// node is stopped (then returns false). Without it, the first failure is thrown.
     private func registerAtStart() async throws -> Bool {
-        var attempt = 0
+        var backoff = Backoff()
         while !stopping {
             do {
                 try await pool.withConnection { try await Migrator().requireCurrent(on: $0) }
                 try await register()
                 return true
             } catch let error as PostgresError where configuration.waitForDatabase && error.isConnectionLoss {
-                attempt += 1
-                if attempt == 1 { NodeLog.warning(node: configuration.name, "database unreachable: \(error); waiting for it") }
-                await stopSignal.wait(timeout: .milliseconds(min(2000, 100 * attempt)))
+                let wait = backoff.failed()
+                if backoff.failures == 1 { NodeLog.warning(node: configuration.name, "database unreachable: \(error); waiting for it") }
+                await stopSignal.wait(timeout: wait)
             }
         }
         return false
@@ -219,7 +219,7 @@ public actor Node {
     /// LISTENs for row changes and new messages on a connection of its own; reconnects when it breaks
     /// (and then reconciles and wakes everyone, since notifications may have been missed).
     private func listen() async {
-        var attempt = 0
+        var backoff = Backoff()
         while !Task.isCancelled {
             do {
                 let connection = try await Connection.connect(pool.configuration)
@@ -228,20 +228,20 @@ public actor Node {
                 try await connection.listen("depot_messages")
                 // Rows changed before LISTEN took effect sent notifications no one heard: read them again.
                 reconcileSignal.wake()
-                if attempt > 0 {
+                if backoff.failures > 0 {
                     NodeLog.info(node: configuration.name, "listening again")
                     wakeAll()
                 }
-                attempt = 0
+                backoff.succeeded()
                 while !Task.isCancelled {
                     for notification in try await connection.notifications(timeout: .milliseconds(500)) {
                         if notification.channel == "depot_config" { reconcileSignal.wake() } else { wake(store: notification.payload) }
                     }
                 }
             } catch {
-                attempt += 1
-                if attempt == 1 { NodeLog.warning(node: configuration.name, "listener lost: \(error); reconnecting") }
-                await stopSignal.wait(timeout: .milliseconds(min(5000, 200 * attempt)))
+                let wait = backoff.failed()
+                if backoff.failures == 1 { NodeLog.warning(node: configuration.name, "listener lost: \(error); reconnecting") }
+                await stopSignal.wait(timeout: wait)
             }
         }
     }

@@ -75,6 +75,23 @@ struct HandlerTarget: DeliveryTarget {
 struct StoreTarget: DeliveryTarget {
     let store: any MessageStore
 
+    /// True when a move from `source` is a copy and an ack (a local failover store drained back
+    /// into PostgreSQL): a whole batch then goes in one store, and the processor's one ack of the
+    /// batch removes it from the source, instead of a commit and a journal fsync per message.
+    /// Within PostgreSQL a move is one UPDATE in place, message by message.
+    func copiesBatches(from source: any MessageStore) -> Bool { !(source is PostgresStore) }
+
+    /// Stores copies of `messages` in the target in one call, in their order and under their ids,
+    /// so a batch stored again after a crash before its ack stores nothing twice.
+    func copy(_ messages: [Message]) async -> DeliveryOutcome {
+        do {
+            _ = try await store.store(messages.map(OutgoingMessage.init(moving:)))
+            return .delivered(response: nil)
+        } catch {
+            return .failed(reason: "store \(store.name): \(error)", response: nil)
+        }
+    }
+
     func deliver(_ message: Message, from source: any MessageStore, consumer: String) async -> DeliveryOutcome {
         do {
             try await source.move(message, consumer: consumer, to: store)

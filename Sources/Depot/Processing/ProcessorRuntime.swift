@@ -57,7 +57,7 @@ final class ProcessorRuntime: @unchecked Sendable {
     // MARK: - The member loop
 
     private func runMember(consumer: String) async {
-        var failures = 0
+        var backoff = Backoff()
         var idle = IdleLook(looks: plan.source.mayHaveUnannouncedWrites)
         while !isStopping {
             do {
@@ -79,12 +79,14 @@ final class ProcessorRuntime: @unchecked Sendable {
                         await work.wait(timeout: wait)
                     }
                 }
-                failures = 0
+                backoff.succeeded()
             } catch {
-                // The database is unreachable or refused: say so once per streak and back off.
-                failures += 1
-                if failures == 1 { NodeLog.warning(node: node, "processor \(definition.name): \(error); retrying") }
-                await stopSignal.wait(timeout: .milliseconds(min(5000, 250 * failures)))
+                // The database is unreachable or refused: say so once per streak and back off. A
+                // notification (new messages, or the node's listener connected again) means the
+                // database answers: try again at once.
+                let wait = backoff.failed()
+                if backoff.failures == 1 { NodeLog.warning(node: node, "processor \(definition.name): \(error); retrying") }
+                await work.wait(timeout: wait)
             }
         }
     }
@@ -147,6 +149,7 @@ final class ProcessorRuntime: @unchecked Sendable {
     private func settleBatch(_ batch: [Message], consumer: String) async throws -> [UUID] {
         let keeper = keepLeases(batch.map(\.id), consumer: consumer)
         defer { keeper.cancel() }
+        if let copied = await copyWhole(batch) { return copied }
         var delivered: [UUID] = []
         do {
             if definition.kind == .sampling {
@@ -181,6 +184,22 @@ final class ProcessorRuntime: @unchecked Sendable {
             throw error
         }
         return delivered
+    }
+
+    /// A batch bound for another store by copying goes in one store call; the caller's ack then
+    /// removes it from the source. Nil when this processor delivers message by message, or when
+    /// the copy failed: then each message is tried on its own and settled under the row's rules.
+    private func copyWhole(_ batch: [Message]) async -> [UUID]? {
+        guard let target = plan.target as? StoreTarget, target.copiesBatches(from: plan.source),
+              plan.replyHandler == nil, batch.count > 1, !isStopping else { return nil }
+        let started = ContinuousClock.now
+        guard case .delivered = await target.copy(batch) else { return nil }
+        let each = (ContinuousClock.now - started).seconds / Double(batch.count)
+        for _ in batch {
+            metrics.observeDelivery(seconds: each, processor: definition.name)
+            metrics.record(.delivered, processor: definition.name)
+        }
+        return batch.map(\.id)
     }
 
     /// One attempt at the target, timed for the latency histogram.

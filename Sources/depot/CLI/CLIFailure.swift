@@ -72,6 +72,9 @@ func report(_ error: Error) -> Int32 {
     case let error as MigrationError:
         say(error.description)
         return ExitStatus.failure
+    case let error as ChaosLoss:
+        say(error.description)
+        return ExitStatus.failure
     default:
         say("unexpected error: \(error)")
         return ExitStatus.software

@@ -32,7 +32,7 @@ let benchCommand = Command(
     let pool = ConnectionPool(configuration, maximumConnections: 12)
     defer { Task { await pool.close() } }
     try await pool.withConnection { try await Migrator().migrate(on: $0) }
-    try await refuseDatabaseInUse(pool)
+    try await refuseDatabaseInUse(pool, verb: "bench", deleting: "every message, processor and endpoint", script: "scripts/bench")
 
     let progress: @Sendable (String) -> Void = { FileHandle.standardError.write(Data("bench: \($0)\n".utf8)) }
     let references = ReferenceBook(databaseURL: url, seconds: referenceSeconds, progress: progress)
@@ -69,14 +69,6 @@ private func parseScenarios(_ text: String) throws -> [String] {
 
 /// The benchmark deletes messages, processors and endpoints: only on a database with no stores
 /// but its own.
-private func refuseDatabaseInUse(_ pool: ConnectionPool) async throws {
-    let foreign = try await pool.query("SELECT name FROM depot.stores WHERE name NOT LIKE 'bench-%' ORDER BY name LIMIT 5")
-        .map { try $0.decode(at: 0, as: String.self) }
-    guard foreign.isEmpty else {
-        throw CLIFailure.data("depot bench deletes every message, processor and endpoint, and this database has stores of its own (\(foreign.joined(separator: ", "))); point DEPOT_DATABASE_URL at a throwaway database, or run scripts/bench, which starts one")
-    }
-}
-
 private func serverVersion(_ pool: ConnectionPool) async throws -> String {
     try await pool.query("SELECT current_setting('server_version')").first?.decode(at: 0) ?? "?"
 }
