@@ -32,6 +32,9 @@ public actor Node {
         /// has cores only adds contention: 8 members draining on a 2-core server went from
         /// 23,700–24,400 to 27,900–35,400 msg/s with 3 (alternating runs). Default 3.
         public var claimConcurrency = 3
+        /// How often the node prunes expired idempotency keys and dead nodes' rows, for as long
+        /// as `depot.settings` says to keep them. Default 60 s.
+        public var pruneInterval: Duration = .seconds(60)
 
         public init(name: String) { self.name = name }
 
@@ -41,7 +44,7 @@ public actor Node {
                 return "node name \"\(name)\" must be 1 to 200 characters, without \"/\" or control characters"
             }
             if lease < .seconds(1) { return "lease \(lease) is shorter than 1 second" }
-            if heartbeatInterval <= .zero || reconcileInterval <= .zero || idlePoll <= .zero { return "intervals must be positive" }
+            if heartbeatInterval <= .zero || reconcileInterval <= .zero || idlePoll <= .zero || pruneInterval <= .zero { return "intervals must be positive" }
             if claimConcurrency < 1 { return "claim concurrency \(claimConcurrency) must be at least 1" }
             if let vacuumDeadRows, vacuumDeadRows < 1 { return "vacuum threshold \(vacuumDeadRows) must be at least 1 dead row (nil turns it off)" }
             return nil
@@ -92,6 +95,7 @@ public actor Node {
         let listener = Task { await listen() }
         let heartbeat = Task { await beat() }
         let vacuuming = Task { await keepMessagesVacuumed() }
+        let pruning = Task { await keepPruned() }
         while !stopping {
             do {
                 try await reconcile()
@@ -104,6 +108,7 @@ public actor Node {
         listener.cancel()
         heartbeat.cancel()
         vacuuming.cancel()
+        pruning.cancel()
         for (_, entry) in running { entry.runtime.stop() }
         for (_, entry) in running { await entry.task.value }
         for task in finishing.values { await task.value }
@@ -269,6 +274,24 @@ public actor Node {
                 if failures == 1 { NodeLog.warning(node: configuration.name, "vacuum of depot.messages failed: \(error); retrying") }
             }
             await stopSignal.wait(timeout: .seconds(min(30, 1 << min(failures, 5))))
+        }
+    }
+
+    /// Every `pruneInterval`, prunes expired idempotency keys and the rows of long-dead nodes
+    /// (see `RetentionPruning`). A failure is said once per streak; the next pass tries again.
+    private func keepPruned() async {
+        let pruning = RetentionPruning(pool: pool)
+        var failures = 0
+        while !Task.isCancelled && !stopping {
+            await stopSignal.wait(timeout: configuration.pruneInterval)
+            if Task.isCancelled || stopping { return }
+            do {
+                try await pruning.runOnce()
+                failures = 0
+            } catch {
+                failures += 1
+                if failures == 1 { NodeLog.warning(node: configuration.name, "pruning expired idempotency keys and dead nodes failed: \(error); retrying") }
+            }
         }
     }
 
