@@ -7,6 +7,8 @@ import Foundation
 public actor MemoryStore: MessageStore {
     public nonisolated let name: String
     private var messages: [UUID: Entry] = [:]
+    /// The messages in delivery order, for claims and peeks.
+    private var queue = DeliveryQueue()
     private var keys: [String: UUID] = [:]
     private var deadLetters: [UUID: (Message, DeadLetterReason)] = [:]
     private var nextSequence = 1
@@ -36,9 +38,13 @@ public actor MemoryStore: MessageStore {
             message.sequence = index + 1
             entries[message.id] = Entry(message: message)
         }
+        // Arrival order is replayed order, so each priority's line is built in order.
+        var queue = DeliveryQueue()
+        for message in entries.values.map(\.message).sorted(by: { $0.sequence < $1.sequence }) { queue.append(message) }
         self.name = name
         self.now = now
         self.keys = keys
+        self.queue = queue
         messages = entries
         nextSequence = restored.count + 1
     }
@@ -72,6 +78,7 @@ public actor MemoryStore: MessageStore {
                 groupKey: outgoing.groupKey, idempotencyKey: outgoing.idempotencyKey, sequence: nextSequence)
             nextSequence += 1
             messages[id] = Entry(message: message)
+            queue.append(message)
             if let key = outgoing.idempotencyKey { keys[key] = id }
             created.append(message)
             return StoreReceipt(id: id, created: true)
@@ -83,19 +90,15 @@ public actor MemoryStore: MessageStore {
         try StoreError.checkLimit(limit)
         let time = now()
         // Only a group's oldest message may be claimed; it blocks the rest until it leaves.
-        var groupHeads: [String: Int] = [:]
-        for entry in messages.values {
-            guard let group = entry.message.groupKey else { continue }
-            groupHeads[group] = min(groupHeads[group] ?? .max, entry.message.sequence)
-        }
-        let claimable = messages.values
-            .filter { entry in
-                !entry.isLeased(at: time) && entry.message.availableAt <= time
-                    && entry.message.groupKey.map { groupHeads[$0] == entry.message.sequence } ?? true
+        var claimable: [Message] = []
+        queue.trim(lookup: sequence(of:))
+        queue.walk(lookup: sequence(of:)) { id in
+            let entry = messages[id]!
+            if !entry.isLeased(at: time) && entry.message.availableAt <= time && queue.isFirstOfGroup(entry.message) {
+                claimable.append(entry.message)
             }
-            .map(\.message)
-            .sorted(by: PostgresStore.deliveryOrder)
-            .prefix(limit)
+            return claimable.count < limit
+        }
         let until = time.addingTimeInterval(Double(lease.milliseconds) / 1000)
         return claimable.map { message in
             messages[message.id]!.lockedBy = consumer
@@ -115,7 +118,7 @@ public actor MemoryStore: MessageStore {
         -> (count: Int, logged: Logged) {
         var removed: [UUID] = []
         for id in Set(ids) where messages[id]?.lockedBy == consumer {
-            messages[id] = nil
+            queue.remove(messages.removeValue(forKey: id)!.message)
             removed.append(id)
         }
         return (removed.count, log(removed))
@@ -164,6 +167,7 @@ public actor MemoryStore: MessageStore {
                                       logging log: @Sendable ([UUID]) -> Logged) -> (moved: Bool, logged: Logged) {
         guard let entry = messages[id], entry.lockedBy == consumer else { return (false, log([])) }
         messages[id] = nil
+        queue.remove(entry.message)
         deadLetters[id] = (entry.message, reason)
         return (true, log([id]))
     }
@@ -185,7 +189,12 @@ public actor MemoryStore: MessageStore {
 
     public func peek(limit: Int) async throws -> [Message] {
         try StoreError.checkLimit(limit)
-        return Array(messages.values.map(\.message).sorted(by: PostgresStore.deliveryOrder).prefix(limit))
+        var found: [Message] = []
+        queue.walk(lookup: sequence(of:)) { id in
+            found.append(messages[id]!.message)
+            return found.count < limit
+        }
+        return found
     }
 
     @discardableResult
@@ -197,15 +206,21 @@ public actor MemoryStore: MessageStore {
     func purge<Logged: Sendable>(logging log: @Sendable ([UUID]) -> Logged) -> (count: Int, logged: Logged) {
         let removed = Array(messages.keys)
         messages.removeAll()
+        queue.removeAll()
         return (removed.count, log(removed))
     }
 
     /// Takes out messages whose arrival could not be logged, and the idempotency keys that name them.
     func forget(_ ids: [UUID]) {
         let gone = Set(ids)
-        gone.forEach { messages[$0] = nil }
+        for id in gone {
+            if let entry = messages.removeValue(forKey: id) { queue.remove(entry.message) }
+        }
         keys = keys.filter { !gone.contains($0.value) }
     }
+
+    /// The arrival number of the message with `id`, if it is still here.
+    private func sequence(of id: UUID) -> Int? { messages[id]?.message.sequence }
 
     /// The dead letters with their reasons, oldest message first.
     public func deadLetterEntries() -> [(message: Message, reason: DeadLetterReason)] {

@@ -3,7 +3,7 @@ import Foundation
 import Postgres
 
 /// Every scenario `--only` can name, in the order a run takes them.
-private let scenarioNames = ["enqueue", "drain", "latency", "forwarding", "backlog", "soak"]
+private let scenarioNames = ["enqueue", "drain", "latency", "forwarding", "backlog", "journal", "soak"]
 
 let benchCommand = Command(
     name: "bench",
@@ -49,6 +49,7 @@ let benchCommand = Command(
         case "backlog":
             let small = figures.first { $0.scenario == "drain" && $0.measure.hasSuffix("8 members") }?.value
             figures += try await DrainBench.backlog(context, smallStoreRate: small)
+        case "journal": figures += try await JournalDrainBench.run(context)
         default: figures += try await SoakBench.run(context)
         }
     }
