@@ -83,13 +83,8 @@ struct StoreTarget: DeliveryTarget {
 
     /// Stores copies of `messages` in the target in one call, in their order and under their ids,
     /// so a batch stored again after a crash before its ack stores nothing twice.
-    func copy(_ messages: [Message]) async -> DeliveryOutcome {
-        do {
-            _ = try await store.store(messages.map(OutgoingMessage.init(moving:)))
-            return .delivered(response: nil)
-        } catch {
-            return .failed(reason: "store \(store.name): \(error)", response: nil)
-        }
+    func copy(_ messages: [Message]) async throws {
+        _ = try await store.store(messages.map(OutgoingMessage.init(moving:)))
     }
 
     func deliver(_ message: Message, from source: any MessageStore, consumer: String) async -> DeliveryOutcome {

@@ -149,7 +149,7 @@ final class ProcessorRuntime: @unchecked Sendable {
     private func settleBatch(_ batch: [Message], consumer: String) async throws -> [UUID] {
         let keeper = keepLeases(batch.map(\.id), consumer: consumer)
         defer { keeper.cancel() }
-        if let copied = await copyWhole(batch) { return copied }
+        if let copied = try await copyWhole(batch, consumer: consumer) { return copied }
         var delivered: [UUID] = []
         do {
             if definition.kind == .sampling {
@@ -187,13 +187,29 @@ final class ProcessorRuntime: @unchecked Sendable {
     }
 
     /// A batch bound for another store by copying goes in one store call; the caller's ack then
-    /// removes it from the source. Nil when this processor delivers message by message, or when
-    /// the copy failed: then each message is tried on its own and settled under the row's rules.
-    private func copyWhole(_ batch: [Message]) async -> [UUID]? {
+    /// removes it from the source. When the target cannot answer now (the database is down),
+    /// every message would fail alike: each is settled under the row's rules as a failed
+    /// attempt without being tried on its own. Nil when this processor delivers message by
+    /// message, or when the copy was refused: then each message is tried on its own, so that
+    /// one bad message does not hold back the rest.
+    private func copyWhole(_ batch: [Message], consumer: String) async throws -> [UUID]? {
         guard let target = plan.target as? StoreTarget, target.copiesBatches(from: plan.source),
               plan.replyHandler == nil, batch.count > 1, !isStopping else { return nil }
         let started = ContinuousClock.now
-        guard case .delivered = await target.copy(batch) else { return nil }
+        do {
+            try await target.copy(batch)
+        } catch where Producer.isUnavailability(error) {
+            let outcome = DeliveryOutcome.failed(reason: "store \(target.store.name): \(error)", response: nil)
+            var untried: [UUID] = []
+            for message in batch {
+                if isStopping { untried.append(message.id); continue }
+                _ = try await settle(message, outcome, consumer: consumer)
+            }
+            try await plan.source.giveBack(untried, consumer: consumer)
+            return []
+        } catch {
+            return nil
+        }
         let each = (ContinuousClock.now - started).seconds / Double(batch.count)
         for _ in batch {
             metrics.observeDelivery(seconds: each, processor: definition.name)
