@@ -60,7 +60,7 @@ struct ProcessingRuleTests {
 
     static let failed = DeliveryOutcome.failed(reason: "503", response: nil)
 
-    @Test("failure policy: retry below the maximum, then drop, move or deactivate")
+    @Test("failure policy: retry below the maximum, then drop, move (with or without drop) or deactivate")
     func failurePolicy() {
         #expect(Self.policy(max: 4, drop: false).action(after: Self.failed, attempts: 3) == .retry(after: .milliseconds(250)))
         if case .deactivate? = Self.policy(max: 4, drop: false).action(after: Self.failed, attempts: 4) {} else { Issue.record("attempt 4 of 4 must deactivate") }
@@ -69,6 +69,9 @@ struct ProcessingRuleTests {
         if case .deactivate? = Self.policy(max: 4, drop: false).action(after: Self.failed, attempts: 8) {} else { Issue.record("attempt 8 of 4 must deactivate") }
         if case .deadLetter? = Self.policy(max: 4, drop: true).action(after: Self.failed, attempts: 4) {} else { Issue.record("drop must dead-letter") }
         #expect(Self.policy(max: 4, drop: true, failStore: "f").action(after: Self.failed, attempts: 4) == .moveToFailStore("f"))
+        // MI: a fail store without drop takes the message too, and the processor goes on.
+        #expect(Self.policy(max: 4, drop: false, failStore: "f").action(after: Self.failed, attempts: 4) == .moveToFailStore("f"))
+        #expect(Self.policy(max: 4, drop: false, failStore: "f").action(after: Self.failed, attempts: 3) == .retry(after: .milliseconds(250)))
         #expect(Self.policy(max: 0, drop: false).action(after: Self.failed, attempts: 1000) == .retry(after: .milliseconds(250)))
         #expect(Self.policy(max: -1, drop: true).action(after: Self.failed, attempts: 1000) == .retry(after: .milliseconds(250)))
         let rejected = DeliveryOutcome.rejected(reason: "no", response: HTTPResponse(status: 400))

@@ -19,7 +19,8 @@ struct FailurePolicy: Sendable {
 
     /// The action for a message whose attempt `attempts` (counting this one) ended in `outcome`.
     ///
-    /// Without drop, each activation gives a message `max_delivery_attempts` attempts: the
+    /// With `fail_store`, a message that used its attempts moves there (drop or not). Without
+    /// drop and without a fail store, each activation gives a message `max_delivery_attempts` attempts: the
     /// processor deactivates when a message's attempts reach a multiple of it, so an operator who
     /// reactivates it gets a fresh round (Synapse resets its counter on reactivation too).
     func action(after outcome: DeliveryOutcome, attempts: Int) -> FailureAction? {
@@ -37,8 +38,10 @@ struct FailurePolicy: Sendable {
         let maximum = definition.maxDeliveryAttempts
         let retry = FailureAction.retry(after: .milliseconds(definition.retryIntervalMilliseconds))
         guard maximum > 0, attempts >= maximum else { return retry }
+        // With a fail store the message moves there and the processor goes on, drop or not: WSO2
+        // MI's store-and-forward with a failMessagesStore and max.delivery.drop Disabled.
+        if let failStore = definition.failStore { return .moveToFailStore(failStore) }
         if definition.maxDeliveryDrop {
-            if let failStore = definition.failStore { return .moveToFailStore(failStore) }
             return .deadLetter(reason: "max delivery attempts (\(maximum)) reached: \(reason)")
         }
         guard attempts % maximum == 0 else { return retry }

@@ -3,6 +3,18 @@ import Foundation
 
 /// What a handler is given: the message, and for reply and fault handlers, what happened.
 public struct HandlerContext: Sendable {
+    /// Which column of the processor row named the handler (the raw value is the column).
+    public enum Role: String, Sendable {
+        /// A sampling processor's `handler`: the message to process.
+        case handler = "handler"
+        /// `reply_handler`: the message was delivered; `response` is the endpoint's answer.
+        case reply = "reply_handler"
+        /// `fault_handler`: an attempt failed; `failure` says why, `response` is the answer if there was one.
+        case fault = "fault_handler"
+        /// `deactivate_handler`: the processor deactivated over this message; `failure` says why.
+        case deactivation = "deactivate_handler"
+    }
+
     public var message: Message
     public var processor: String
     public var node: String
@@ -12,6 +24,18 @@ public struct HandlerContext: Sendable {
     public var failure: String?
     /// Sends a message to a named endpoint (what `call:ENDPOINT` uses).
     public var call: @Sendable (_ endpoint: String, _ message: Message) async throws -> HTTPResponse
+    /// Why the handler runs. Default `.handler`.
+    public var role: Role = .handler
+
+    /// What `call:ENDPOINT` sends: the endpoint's reply (its body and content type, the message's
+    /// id and headers) for a reply handler, as a reply sequence would; the message otherwise.
+    public var messageToSend: Message {
+        guard role == .reply, let response else { return message }
+        var reply = message
+        reply.payload = response.body
+        reply.contentType = response.headers["Content-Type"]
+        return reply
+    }
 }
 
 /// A named piece of Swift that processors run: a sampling processor's `handler`, or a
@@ -52,7 +76,8 @@ public struct HandlerRegistry: Sendable {
     }
 
     /// `log` prints one line per message; `drop` does nothing (the message is acked);
-    /// `call:ENDPOINT` sends the message to that endpoint, logs the reply, and fails on a non-2xx.
+    /// `call:ENDPOINT` sends the message (as a reply handler: the endpoint's reply) to that
+    /// endpoint, logs the answer, and fails on a non-2xx.
     public static var stock: HandlerRegistry {
         var registry = HandlerRegistry()
         registry.register("log") { context in
@@ -61,7 +86,7 @@ public struct HandlerRegistry: Sendable {
         registry.register("drop") { _ in }
         registry.registerFamily("call") { endpoint in
             { context in
-                let response = try await context.call(endpoint, context.message)
+                let response = try await context.call(endpoint, context.messageToSend)
                 NodeLog.info(node: context.node, "processor \(context.processor) message \(context.message.id) → \(endpoint): \(response.status) \(preview(response.body))")
                 guard response.isSuccess else {
                     throw HandlerFailure("endpoint \(endpoint) answered \(response.status)")

@@ -231,7 +231,7 @@ final class ProcessorRuntime: @unchecked Sendable {
         if case .delivered(let response) = outcome {
             metrics.record(.delivered, processor: definition.name)
             if let replyHandler = plan.replyHandler {
-                await runQuietly(replyHandler, "reply_handler", message, response: response, failure: nil)
+                await runQuietly(replyHandler, .reply, message, response: response, failure: nil)
             }
             return true
         }
@@ -242,7 +242,7 @@ final class ProcessorRuntime: @unchecked Sendable {
         }
         metrics.record(.failed, processor: definition.name, error: failure)
         if let faultHandler = plan.faultHandler {
-            await runQuietly(faultHandler, "fault_handler", message, response: response, failure: failure)
+            await runQuietly(faultHandler, .fault, message, response: response, failure: failure)
         }
         let source = plan.source
         switch FailurePolicy(definition: definition).action(after: outcome, attempts: message.attempts) {
@@ -268,7 +268,7 @@ final class ProcessorRuntime: @unchecked Sendable {
             if try await catalog.deactivate(definition.name, reason: reason) {
                 NodeLog.error(node: node, "processor \(definition.name) deactivated: \(reason)")
                 if let deactivateHandler = plan.deactivateHandler {
-                    await runQuietly(deactivateHandler, "deactivate_handler", message, response: response, failure: reason)
+                    await runQuietly(deactivateHandler, .deactivation, message, response: response, failure: reason)
                 }
             }
         case nil:
@@ -289,14 +289,15 @@ final class ProcessorRuntime: @unchecked Sendable {
         }
     }
 
-    private func runQuietly(_ handler: MessageHandler, _ column: String, _ message: Message, response: HTTPResponse?, failure: String?) async {
+    private func runQuietly(_ handler: MessageHandler, _ role: HandlerContext.Role, _ message: Message, response: HTTPResponse?, failure: String?) async {
         var handlerContext = context(message)
         handlerContext.response = response
         handlerContext.failure = failure
+        handlerContext.role = role
         do {
             try await handler(handlerContext)
         } catch {
-            NodeLog.warning(node: node, "processor \(definition.name): \(column) failed for message \(message.id): \(error)")
+            NodeLog.warning(node: node, "processor \(definition.name): \(role.rawValue) failed for message \(message.id): \(error)")
         }
     }
 }
