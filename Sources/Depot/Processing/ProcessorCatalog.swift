@@ -28,7 +28,7 @@ public struct ProcessorCatalog: Sendable {
                 SELECT name, kind, store, target_endpoint, target_store, handler, interval_ms, cron, batch_size,
                        concurrency, retry_interval_ms, max_delivery_attempts, max_delivery_drop, fail_store,
                        non_retry_status_codes, reply_handler, fault_handler, deactivate_handler, is_active,
-                       member_count, pinned_servers
+                       member_count, pinned_servers, rate_limit
                 FROM depot.processors ORDER BY name
                 """).map(Self.processor(from:))
             var endpoints: [String: EndpointDefinition] = [:]
@@ -87,6 +87,7 @@ public struct ProcessorCatalog: Sendable {
         definition.isActive = try row.decode("is_active")
         definition.memberCount = try row.decode("member_count")
         definition.pinnedServers = try row.decode("pinned_servers")
+        definition.rateLimit = try row.decode("rate_limit")
         return definition
     }
 }

@@ -44,6 +44,8 @@ public struct ProcessorDefinition: Sendable, Equatable, Codable {
     public var memberCount: Int = 1
     /// Node names allowed to run it; empty = every node.
     public var pinnedServers: [String] = []
+    /// Messages per second for every node and member together (`ClusterPace`); nil = no limit.
+    public var rateLimit: Double?
 
     public init(name: String, kind: ProcessorKind, store: String) {
         self.name = name
