@@ -46,6 +46,10 @@ public struct ProcessorDefinition: Sendable, Equatable, Codable {
     public var pinnedServers: [String] = []
     /// Messages per second for every node and member together (`ClusterPace`); nil = no limit.
     public var rateLimit: Double?
+    /// Deliver only the store's head message, one at a time across the cluster, retrying it
+    /// until it is done (MI's forwarding order). Default false: later messages may overtake one
+    /// that waits for its retry.
+    public var inOrder: Bool = false
 
     public init(name: String, kind: ProcessorKind, store: String) {
         self.name = name

@@ -50,6 +50,13 @@ final class ProcessorRuntime: @unchecked Sendable {
         }
     }
 
+    /// How long an idle member waits before looking again: an in-order member whose head waits
+    /// for its retry looks again after the retry interval, since no NOTIFY announces it.
+    private var headPoll: Duration {
+        guard definition.inOrder else { return idlePoll }
+        return min(idlePoll, .milliseconds(max(10, definition.retryIntervalMilliseconds)))
+    }
+
     /// Stops claiming; members deliver what they are delivering and release the rest.
     func stop() {
         lock.withLock { stopping = true }
@@ -78,7 +85,7 @@ final class ProcessorRuntime: @unchecked Sendable {
                     await stopSignal.wait(timeout: started + .milliseconds(definition.intervalMilliseconds) - .now)
                 } else {
                     let unannounced = idle.looksFirst ? try await plan.source.hasUnannouncedWrites() : false
-                    if let wait = idle.next(claimed: try await runOnce(consumer: consumer), unannounced: unannounced, poll: idlePoll) {
+                    if let wait = idle.next(claimed: try await runOnce(consumer: consumer), unannounced: unannounced, poll: headPoll) {
                         await work.wait(timeout: wait)
                     }
                 }
@@ -109,7 +116,7 @@ final class ProcessorRuntime: @unchecked Sendable {
     /// more than it got; each paced batch is acked on its own and the member takes again (no
     /// ack-and-claim: a wait for tokens must not hold delivered messages unacked).
     func runOnce(consumer: String) async throws -> Int {
-        var limit = definition.kind == .sampling ? definition.concurrency : definition.batchSize
+        var limit = definition.inOrder ? 1 : definition.kind == .sampling ? definition.concurrency : definition.batchSize
         let paced = pace != nil
         if let pace {
             limit = try await pace.take(limit, stopped: { [self] in isStopping }, sleep: { [stopSignal] in await stopSignal.wait(timeout: $0) })
@@ -118,6 +125,7 @@ final class ProcessorRuntime: @unchecked Sendable {
         let continuous = plan.cron == nil && definition.intervalMilliseconds == 0 && !paced
         let overlapAcks = definition.memberCount == 1
         let source = plan.source
+        if definition.inOrder { return try await runHeadOnce(consumer: consumer) }
         var batch = try await claims.run { [limit] in try await source.claim(limit: limit, consumer: consumer, lease: lease) }
         if let pace, batch.count < limit { try await pace.giveBack(limit - batch.count) }
         var claimed = 0
@@ -156,6 +164,19 @@ final class ProcessorRuntime: @unchecked Sendable {
             }
         }
         return claimed
+    }
+
+    /// An in-order processor's round: the store's head, if it is due and free, delivered and
+    /// settled on its own (a failure releases it for its retry, and it stays the head). Returns
+    /// how many it claimed (0 or 1).
+    private func runHeadOnce(consumer: String) async throws -> Int {
+        let source = plan.source
+        guard let head = try await claims.run({ try await source.claimHead(consumer: consumer, lease: lease) }) else {
+            try await pace?.giveBack(1)
+            return 0
+        }
+        try await source.ack(try await settleBatch([head], consumer: consumer), consumer: consumer)
+        return 1
     }
 
     /// Delivers and settles a claimed batch; returns the ids delivered, for the caller to ack.

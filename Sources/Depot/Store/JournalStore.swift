@@ -116,6 +116,10 @@ public final class JournalStore: MessageStore {
         try await memory.claim(limit: limit, consumer: consumer, lease: lease)
     }
 
+    public func claimHead(consumer: String, lease: Duration) async throws -> Message? {
+        try await memory.claimHead(consumer: consumer, lease: lease)
+    }
+
     @discardableResult
     public func ack(_ ids: [UUID], consumer: String) async throws -> Int {
         let (count, write) = await memory.ack(ids, consumer: consumer, logging: logRemoval)

@@ -108,6 +108,21 @@ public actor MemoryStore: MessageStore {
         }
     }
 
+    public func claimHead(consumer: String, lease: Duration) async throws -> Message? {
+        let time = now()
+        var head: UUID?
+        queue.trim(lookup: sequence(of:))
+        queue.walk(lookup: sequence(of:)) { id in
+            head = id
+            return false
+        }
+        guard let id = head, let entry = messages[id], !entry.isLeased(at: time), entry.message.availableAt <= time else { return nil }
+        messages[id]!.lockedBy = consumer
+        messages[id]!.lockedUntil = time.addingTimeInterval(Double(lease.milliseconds) / 1000)
+        messages[id]!.message.attempts += 1
+        return messages[id]!.message
+    }
+
     @discardableResult
     public func ack(_ ids: [UUID], consumer: String) async throws -> Int {
         ack(ids, consumer: consumer, logging: { _ in () }).count

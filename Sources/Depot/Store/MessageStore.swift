@@ -32,6 +32,11 @@ public protocol MessageStore: Sendable {
     @discardableResult
     func release(_ id: UUID, consumer: String, retryAt: Date, error: String?) async throws -> Bool
 
+    /// Leases the store's head message (first in delivery order) to `consumer`, but only when it
+    /// is due and no one holds it; otherwise none. An in-order processor's claim: a head waiting
+    /// for its retry, or in flight elsewhere, holds back every message behind it.
+    func claimHead(consumer: String, lease: Duration) async throws -> Message?
+
     /// Acks `ids` and leases up to `limit` more, as one step where the store can: a member that
     /// finished a batch and wants the next pays one round trip and one commit instead of two.
     /// The acked messages are never among those claimed.
@@ -92,6 +97,19 @@ extension MessageStore {
     @discardableResult
     public func move(_ message: Message, consumer: String, to target: any MessageStore) async throws -> Bool {
         try await moveByCopying(message, consumer: consumer, to: target)
+    }
+
+    /// For a store without a head claim of its own: claims one message and keeps it only if it
+    /// is the head. A store used by one process at a time (memory, journal) overrides it.
+    public func claimHead(consumer: String, lease: Duration) async throws -> Message? {
+        guard let head = try await peek(limit: 1).first else { return nil }
+        let claimed = try await claim(limit: 1, consumer: consumer, lease: lease)
+        guard let message = claimed.first else { return nil }
+        guard message.id == head.id else {
+            try await giveBack([message.id], consumer: consumer)
+            return nil
+        }
+        return message
     }
 
     /// Stores a copy in `target` (under the same id, so a repeat stores nothing), then acks here.

@@ -72,6 +72,10 @@ public struct PostgresStore: MessageStore {
         return try rows.map(Self.message(from:)).sorted(by: Self.deliveryOrder)
     }
 
+    public func claimHead(consumer: String, lease: Duration) async throws -> Message? {
+        try await pool.query(Self.messageClaimHead(store: name, consumer: consumer, lease: lease)).map(Self.message(from:)).first
+    }
+
     /// One statement, one commit: the ack's DELETE and the next claim share a transaction.
     public func ackAndClaim(_ ids: [UUID], limit: Int, consumer: String, lease: Duration) async throws -> [Message] {
         try StoreError.checkLimit(limit)
@@ -328,6 +332,26 @@ public struct PostgresStore: MessageStore {
             )
             \(leaseNext)
             """
+    }
+
+    /// The head of the store in delivery order, leased only when it is due and free. Read without
+    /// a lock first, then locked with SKIP LOCKED: a member that finds the head locked by another
+    /// claims nothing rather than the message behind it.
+    static func messageClaimHead(store: String, consumer: String, lease: Duration) -> SQL {
+        """
+        WITH head AS (
+            SELECT m.id FROM depot.messages m WHERE m.store = \(store) ORDER BY m.priority DESC, m.seq LIMIT 1
+        ),
+        next AS (
+            SELECT m.ctid FROM depot.messages m JOIN head ON m.id = head.id
+            WHERE (m.locked_until IS NULL OR m.locked_until <= now()) AND m.available_at <= now()
+            FOR UPDATE OF m SKIP LOCKED
+        )
+        UPDATE depot.messages m
+        SET locked_by = \(consumer), locked_until = now() + make_interval(secs => \(lease.seconds)), attempts = m.attempts + 1
+        FROM next WHERE m.ctid = next.ctid
+        RETURNING \(unsafeRaw: qualifiedMessageColumns)
+        """
     }
 
     /// What a claimable message is besides free of leases: due, and first of its group.
