@@ -8,8 +8,7 @@ extension UUID {
     ///
     /// Why not random (version 4): every message's id goes into the primary key, and random ids
     /// land on random leaf pages of it; ids that grow with time land on the few newest pages, and
-    /// an ack's delete of one batch finds its ids side by side. A 1,000-row INSERT into a store of
-    /// 300,000 cost PostgreSQL 15% less with time-ordered ids than with gen_random_uuid().
+    /// an ack's delete of one batch finds its ids side by side (figures in commit e4ea72d).
     /// The random bits come from the C library's arc4random, which refills from the kernel in
     /// large steps: Foundation's `UUID()` on Linux opens and reads /dev/urandom for every id.
     static func timeOrdered(at date: Date = Date()) -> UUID {
@@ -17,7 +16,7 @@ extension UUID {
     }
 
     /// `count` ids from one call for their random bytes (glibc's arc4random asks the kernel on
-    /// every call, 8% of a client's CPU when it drew batches of 100 one id at a time). Ids of one
+    /// every call). Ids of one
     /// call share their millisecond and ascend in the order given: the 12 bits after the version
     /// count up from a random start.
     static func timeOrdered(count: Int, at date: Date = Date()) -> [UUID] {

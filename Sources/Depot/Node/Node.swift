@@ -29,8 +29,7 @@ public actor Node {
         public var vacuumDeadRows: Int? = 10_000
         /// How many claim statements of one processor the node runs at once; its other members
         /// wait their turn for the database, not for their deliveries. More than the database
-        /// has cores only adds contention: 8 members draining on a 2-core server went from
-        /// 23,700–24,400 to 27,900–35,400 msg/s with 3 (alternating runs). Default 3.
+        /// has cores only adds lock and CPU contention (figures in commit 4daeab4). Default 3.
         public var claimConcurrency = 3
         /// How often the node prunes expired idempotency keys and dead nodes' rows, for as long
         /// as `depot.settings` says to keep them. Default 60 s.

@@ -108,9 +108,8 @@ final class ProcessorRuntime: @unchecked Sendable {
     /// - many members: ack what it delivered and claim the next batch in one statement (one
     ///   commit per batch; the members keep the database busy between them);
     /// - one member: ack on a second connection while claiming the next batch, so the two
-    ///   round trips overlap instead of queueing one behind the other (in quick bench runs a
-    ///   lone member drained 14,500–20,700 messages/s this way, 13,400–15,400 with one statement;
-    ///   with 2 or 8 members it made no difference).
+    ///   round trips overlap instead of queueing one behind the other (with several members the
+    ///   others keep the database busy meanwhile, and it made no difference).
     ///
     /// With a `rate_limit` the member first takes tokens from the cluster's bucket and claims no
     /// more than it got; each paced batch is acked on its own and the member takes again (no
