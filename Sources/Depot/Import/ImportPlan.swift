@@ -89,6 +89,10 @@ public struct ImportedProcessor: Sendable, Equatable, Codable {
     public var isActive: Bool = true
     public var memberCount: Int = 1
     public var pinnedServers: [String] = []
+    /// Messages per second for the whole cluster, from `throttle` and `throttle.interval`.
+    public var rateLimit: Double?
+    /// MI's forwarding order: on for imported forwarding processors.
+    public var inOrder: Bool = false
     public var source: ImportSource
 
     public init(name: String, kind: String, store: String, source: ImportSource) {

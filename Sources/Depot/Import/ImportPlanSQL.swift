@@ -31,6 +31,7 @@ extension ImportPlan {
                 ("deactivate_handler", literal(p.deactivateHandler)), ("is_active", String(p.isActive)),
                 ("member_count", String(p.memberCount)),
                 ("pinned_servers", p.pinnedServers.isEmpty ? "'{}'::text[]" : "ARRAY[\(p.pinnedServers.map { literal($0) }.joined(separator: ", "))]"),
+                ("rate_limit", p.rateLimit.map { String($0) } ?? "NULL"), ("in_order", String(p.inOrder)),
             ]
             lines.append(source(p.source))
             lines.append("INSERT INTO depot.processors (\(columns.map(\.0).joined(separator: ", ")))")

@@ -27,6 +27,7 @@ public enum SynapseMapping {
         for processor in configuration.processors {
             if let row = ProcessorMapping.map(processor, handlers: handlers, into: &plan) { plan.processors.append(row) }
         }
+        ProcessorMapping.settleOrder(&plan)
         // Only rows that would be written can collide: a definition that is not imported takes no name.
         rejectDuplicates(plan.stores.map { ($0.name, $0.source.location) }, "messageStore", into: &plan)
         rejectDuplicates(plan.endpoints.map { ($0.name, $0.source.location) }, "endpoint", into: &plan)

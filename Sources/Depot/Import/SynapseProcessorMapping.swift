@@ -15,6 +15,25 @@ enum ProcessorMapping {
         "sequence", "message.processor.reply.sequence", "message.processor.fault.sequence", "message.processor.deactivate.sequence",
     ]
 
+    /// MI delivers a store in order when one forwarding processor consumes it: `in_order` stays
+    /// on for those, with a note, and goes off where several processors share a store (they
+    /// balance its load, and no order holds across them), with a note saying why.
+    static func settleOrder(_ plan: inout ImportPlan) {
+        let consumers = Dictionary(grouping: plan.processors, by: \.store).mapValues(\.count)
+        for index in plan.processors.indices where plan.processors[index].inOrder {
+            let row = plan.processors[index]
+            let subject = "messageProcessor \(row.name)"
+            if consumers[row.store, default: 0] > 1 {
+                plan.processors[index].inOrder = false
+                plan.notes.append(ImportNote(.note, row.source.location, subject,
+                    "in_order is off: \(consumers[row.store]!) processors share store \(row.store) and balance its load, so no order holds across them"))
+            } else {
+                plan.notes.append(ImportNote(.note, row.source.location, subject,
+                    "in_order is on: as in MI, store \(row.store) is delivered in order, its head retried until it is delivered, dropped or the processor deactivates, one message at a time across the cluster; set in_order = false to let later messages overtake one waiting for its retry"))
+            }
+        }
+    }
+
     static func map(_ processor: SynapseMessageProcessor, handlers: SequenceHandlers, into plan: inout ImportPlan) -> ImportedProcessor? {
         let subject = "messageProcessor \(processor.name)"
         guard let className = processor.className, let kind = kinds[className] else {
@@ -29,13 +48,25 @@ enum ProcessorMapping {
         var row = ImportedProcessor(name: processor.name, kind: kind, store: store,
                                     source: ImportSource(element: "messageProcessor", name: processor.name, type: className, location: processor.location))
         row.targetEndpoint = processor.targetEndpoint
+        var throttle = Throttle()
         for parameter in processor.parameters {
             let subject = "\(subject) parameter \(parameter.name)"
             if Placeholder.holds(parameter.value) {
                 plan.notes.append(Placeholder.note(parameter, subject))
                 continue
             }
+            if parameter.name == "throttle" || parameter.name == "throttle.interval" {
+                throttle.read(parameter, subject: subject, into: &plan)
+                continue
+            }
             apply(parameter, subject: subject, to: &row, handlers: handlers, into: &plan)
+        }
+        row.rateLimit = throttle.rateLimit(subject: subject, location: processor.location, into: &plan)
+        row.inOrder = kind == "forwarding"
+        if kind == "sampling", !processor.parameters.contains(where: { $0.name == "max.delivery.drop" }) {
+            row.maxDeliveryDrop = true
+            plan.notes.append(ImportNote(.note, processor.location, subject,
+                "max_delivery_drop is on: MI's sampler never deactivates on its own, so a message that used its attempts is dead-lettered and the flow goes on"))
         }
         if kind == "sampling", row.targetEndpoint != nil {
             plan.notes.append(ImportNote(.note, processor.location, subject, "targetEndpoint is kept, but a sampling processor hands messages to its handler"))
@@ -68,10 +99,11 @@ enum ProcessorMapping {
             if let flag = Values.bool(parameter, subject, into: &plan) { row.isActive = flag }
         case "member.count":
             if let number = Values.int(parameter, subject, into: &plan) { row.memberCount = number }
+            note(.note, "member_count counts members on each node that runs the processor: \(row.memberCount) per node, not in all; use rate_limit for a pace that holds for the whole cluster")
         case "concurrency":
             if let number = Values.int(parameter, subject, into: &plan) { row.concurrency = number }
             if row.kind != "sampling" { note(.note, "concurrency is used by sampling processors; a \(row.kind) member takes batch_size messages per interval") }
-        case "pinnedServers":
+        case "pinnedServers", "bind.processor.server":
             row.pinnedServers = value.split(whereSeparator: { $0 == "," || $0.isWhitespace }).map(String.init)
             if !row.pinnedServers.isEmpty { note(.note, "pinned_servers are Depot node names (depot node --name), not Synapse server names") }
         case "non.retry.status.codes":
@@ -106,8 +138,8 @@ enum ProcessorMapping {
             note(handler.isStock ? .note : .warning, handler.explanation)
         case "max.store.connection.attempts", "store.connection.retry.interval":
             note(.note, "not mapped: a Depot node reconnects to PostgreSQL by itself for as long as it runs; the processor is never deactivated for a lost connection")
-        case "throttle", "throttle.interval", "throttle.limit":
-            note(.warning, "not mapped: pace a processor with interval_ms and batch_size (each member takes batch_size messages per interval)")
+        case "throttle.limit":
+            note(.warning, "not mapped: the pace is rate_limit, from throttle and throttle.interval")
         case "quartz.conf", "axis2.repo", "axis2.config", "bind.to.server":
             note(.note, "not mapped: Synapse runtime setting with no Depot equivalent")
         default:
