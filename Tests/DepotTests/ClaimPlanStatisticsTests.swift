@@ -39,6 +39,32 @@ struct ClaimPlanStatisticsTests {
         try await checkClaims(statistics: statistics, groups: 10_000, bufferBound: 3_000)
     }
 
+    /// store_stats reads each store's first 100,001 rows in claim order (depot.store_depth). On a
+    /// table never analysed the planner read the whole store and sorted it; 0010 keeps it on the
+    /// index, which stops at the limit. A Function Scan's buffers include its body's: reading
+    /// 100,001 rows by the index touches about 7,500, the whole store and its sort about 18,000
+    /// and spills to temporary files.
+    @Test("store_depth on a never-analysed store of 300,000 reads its first 100,001 rows by the index, not all of them")
+    func storeDepthReadsTheHeadOnly() async throws {
+        let pool = try await TestDatabase.migrated(maximumConnections: 2)
+        defer { Task { await pool.close() } }
+        try await pool.query("ALTER TABLE depot.messages SET (autovacuum_enabled = false)")
+        let name = try await TestDatabase.declareStore(on: pool)
+        try await pool.query("""
+            INSERT INTO depot.messages (store, payload)
+            SELECT \(name), convert_to(repeat('x', 100), 'UTF8') FROM generate_series(1, 300000)
+            """)
+        let json = try await pool.query("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT * FROM depot.store_depth(\(name))")[0]
+            .decode(at: 0, as: String.self)
+        let top = try #require((try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]])?.first?["Plan"] as? [String: Any])
+        let shared = (top["Shared Hit Blocks"] as? Int ?? 0) + (top["Shared Read Blocks"] as? Int ?? 0)
+        let temp = (top["Temp Read Blocks"] as? Int ?? 0) + (top["Temp Written Blocks"] as? Int ?? 0)
+        print("store_depth plan: \(shared) shared buffers, \(temp) temp")
+        #expect(shared < 10_000 && temp == 0, "store_depth read \(shared) buffers and \(temp) temporary ones")
+        let depth = try #require(try await pool.query("SELECT ready, estimated FROM depot.store_depth(\(name))").first)
+        #expect(try depth.decode("estimated", as: Bool.self))
+    }
+
     private func checkClaims(statistics: TableStatistics, groups: Int?, bufferBound: Int) async throws {
         let pool = try await TestDatabase.migrated(maximumConnections: 2)
         defer { Task { await pool.close() } }
