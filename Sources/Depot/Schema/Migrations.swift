@@ -29,6 +29,7 @@ extension Migration {
         Migration(file: "0007_vacuum_pacing.sql", bytes: PackageResources._007_vacuum_pacing_sql),
         Migration(file: "0008_unannounced_inserts.sql", bytes: PackageResources._008_unannounced_inserts_sql),
         Migration(file: "0009_retention.sql", bytes: PackageResources._009_retention_sql),
+        Migration(file: "0010_cold_statistics.sql", bytes: PackageResources._010_cold_statistics_sql),
         Migration(file: "0012_cluster_pace.sql", bytes: PackageResources._012_cluster_pace_sql),
         Migration(file: "0013_in_order.sql", bytes: PackageResources._013_in_order_sql),
     ]

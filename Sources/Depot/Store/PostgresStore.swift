@@ -67,7 +67,8 @@ public struct PostgresStore: MessageStore {
 
     public func claim(limit: Int, consumer: String, lease: Duration) async throws -> [Message] {
         try StoreError.checkLimit(limit)
-        let rows = try await pool.query(Self.messageClaim(store: name, limit: limit, consumer: consumer, lease: lease))
+        let statement = Self.messageClaim(store: name, limit: limit, consumer: consumer, lease: lease)
+        let rows = try await pool.withConnection { try await ClaimPlan.run(statement, on: $0) }
         // RETURNING has no order; hand them out in delivery order.
         return try rows.map(Self.message(from:)).sorted(by: Self.deliveryOrder)
     }
@@ -77,9 +78,11 @@ public struct PostgresStore: MessageStore {
     }
 
     /// One statement, one commit: the ack's DELETE and the next claim share a transaction.
+    /// Both claims run through `ClaimPlan`, which keeps their plan on the claim index.
     public func ackAndClaim(_ ids: [UUID], limit: Int, consumer: String, lease: Duration) async throws -> [Message] {
         try StoreError.checkLimit(limit)
-        let rows = try await pool.query(Self.messageClaim(store: name, limit: limit, consumer: consumer, lease: lease, acking: ids))
+        let statement = Self.messageClaim(store: name, limit: limit, consumer: consumer, lease: lease, acking: ids)
+        let rows = try await pool.withConnection { try await ClaimPlan.run(statement, on: $0) }
         return try rows.map(Self.message(from:)).sorted(by: Self.deliveryOrder)
     }
 
@@ -271,6 +274,7 @@ public struct PostgresStore: MessageStore {
             """
     }
 
+    /// Sent through `ClaimPlan.run`, which keeps the plan an ordered scan of `messages_claim_order`.
     /// Why a CTE: LIMIT inside the locking SELECT bounds what is locked to what is claimed.
     /// The NOT EXISTS keeps a group to one message at a time: only a group's oldest message is
     /// claimable, and it stays oldest (blocking the rest) while leased or waiting for a retry;

@@ -47,6 +47,9 @@ struct BenchContext: Sendable {
     }
 
     /// Fills `store` with `count` messages of 100 bytes, 1,000 per round trip (not measured).
+    /// No VACUUM, ANALYZE or CHECKPOINT afterwards: the store is drained as a user's would be,
+    /// with whatever statistics and unvacuumed pages the fill left (autovacuum may start
+    /// during the drain, as it would for them).
     func fill(_ store: String, count: Int) async throws {
         let target = PostgresStore(name: store, pool: pool)
         let payload = Data(repeating: UInt8(ascii: "x"), count: 100)
@@ -56,28 +59,50 @@ struct BenchContext: Sendable {
             _ = try await target.store((0..<batch).map { _ in OutgoingMessage(payload: payload, contentType: "text/plain") })
             left -= batch
         }
-        // Prepared as the bare-SQL reference prepares its table: vacuumed (a backlog that has
-        // waited has been, by autovacuum's insert threshold; a freshly filled one pays a pass
-        // over every page in the first seconds of its drain, or autovacuum starts one there at
-        // a time of its own), analysed, and checkpointed so no scenario flushes the fill's WAL.
-        try await script("VACUUM (ANALYZE) depot.messages")
-        try? await script("CHECKPOINT")
     }
 
     /// Waits until `store` is empty; returns the seconds it took, or throws after `timeout`.
     func drained(_ store: String, from started: ContinuousClock.Instant, timeout: Duration) async throws -> Double {
         // The first row in claim order, not count(*): a count is a scan of the whole table, and
-        // polling it every 20 ms took half a core from the drain it measured. The ORDER BY keeps
-        // the planner on the claim index, whose dead entries one scan marks for the next.
-        while try await pool.query("""
-            SELECT 1 FROM depot.messages WHERE store = \(store) ORDER BY priority DESC, seq LIMIT 1
-            """).first != nil {
+        // polling it every 20 ms took half a core from the drain it measured. The ORDER BY with
+        // sorting off (as the claim has it) keeps the planner on the claim index whatever the
+        // table's statistics, and one scan marks dead entries for the next.
+        while try await pool.withTransaction({ connection in
+            try await connection.execute("SET LOCAL enable_sort = off")
+            return try await connection.query("""
+                SELECT 1 FROM depot.messages WHERE store = \(store) ORDER BY priority DESC, seq LIMIT 1
+                """).first != nil
+        }) {
             guard ContinuousClock.now - started < timeout else {
                 throw BenchFailure("store \(store) still holds \(try await depth(store)) messages after \(timeout); is the node running? see its log above")
             }
             try await Task.sleep(for: .milliseconds(20))
         }
         return (ContinuousClock.now - started).benchSeconds
+    }
+
+    /// A context on a new, migrated database of its own (the same server), for a scenario that
+    /// starts from a fresh install; `dropDatabase()` removes it.
+    func freshDatabase() async throws -> BenchContext {
+        let name = "bench_fresh_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased())"
+        guard var components = URLComponents(string: databaseURL) else { throw BenchFailure("DEPOT_DATABASE_URL is not a URL") }
+        do {
+            try await script("CREATE DATABASE \(quoteIdentifier(name))")
+        } catch {
+            throw BenchFailure("a fresh database is needed and CREATE DATABASE failed (\(error)); the role needs CREATEDB")
+        }
+        components.path = "/" + name
+        let url = components.string!
+        let fresh = ConnectionPool(ConnectionConfiguration(url), maximumConnections: 4)
+        try await fresh.withConnection { try await Migrator().migrate(on: $0) }
+        return BenchContext(databaseURL: url, pool: fresh, binary: binary, quick: quick, references: references, serverCPU: serverCPU)
+    }
+
+    /// Closes this context's pool and drops its database (one made by `freshDatabase()`), on `server`.
+    func dropDatabase(on server: BenchContext) async throws {
+        await pool.close()
+        guard let name = URLComponents(string: databaseURL)?.path.dropFirst(), name.hasPrefix("bench_fresh_") else { return }
+        try await server.script("DROP DATABASE IF EXISTS \(quoteIdentifier(String(name))) WITH (FORCE)")
     }
 
     /// Starts `depot node --name NAME` with `arguments` and waits for its row in depot.nodes.

@@ -3,7 +3,7 @@ import Foundation
 import Postgres
 
 /// Every scenario `--only` can name, in the order a run takes them.
-private let scenarioNames = ["enqueue", "drain", "latency", "forwarding", "backlog", "journal", "soak"]
+private let scenarioNames = ["enqueue", "drain", "latency", "forwarding", "burst", "backlog", "journal", "soak"]
 
 let benchCommand = Command(
     name: "bench",
@@ -46,9 +46,12 @@ let benchCommand = Command(
         case "drain": figures += try await DrainBench.run(context)
         case "latency": figures += try await LatencyBench.run(context)
         case "forwarding": figures += try await ForwardingBench.run(context)
+        case "burst": figures += try await ColdBurstBench.run(context)
         case "backlog":
-            let small = figures.first { $0.scenario == "drain" && $0.measure.hasSuffix("8 members") }?.value
-            figures += try await DrainBench.backlog(context, smallStoreRate: small)
+            // Judged against the cold burst's rate when it ran, else the small-store drain's.
+            let small = figures.first { $0.scenario == "burst" && $0.measure.hasSuffix("8 members") }
+                ?? figures.first { $0.scenario == "drain" && $0.measure.hasSuffix("8 members") }
+            figures += try await DrainBench.backlog(context, against: small)
         case "journal": figures += try await JournalDrainBench.run(context)
         default: figures += try await SoakBench.run(context)
         }
