@@ -145,7 +145,7 @@ final class HTTPWire {
             guard length <= limits.bodyBytes else {
                 throw HTTPError(413, "body of \(length) bytes exceeds the limit of \(limits.bodyBytes) bytes")
             }
-            return Data(try readExactly(length, deadline: deadline))
+            return try readBody(length, deadline: deadline)
         }
         guard untilClose else { return Data() }
         var body = takeBuffered(buffer.count - start)  // what arrived with the head
@@ -199,6 +199,27 @@ final class HTTPWire {
             }
             scanFrom = start + scanned  // fill may have moved the unread bytes to the front
         }
+    }
+
+    /// `count` body bytes straight into the `Data` that keeps them: what is buffered, then the
+    /// rest read from the socket into place. Through the buffer, a 10 MiB body took three copies
+    /// at once (the grown buffer, an array, the `Data`), and 16 of them at once 450 MiB.
+    private func readBody(_ count: Int, deadline: ContinuousClock.Instant) throws -> Data {
+        let buffered = min(count, buffer.count - start)
+        var body = Data(count: count)
+        try body.withUnsafeMutableBytes { destination in
+            buffer.withUnsafeBytes { source in
+                destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[start..<(start + buffered)]))
+            }
+            start += buffered
+            var filled = buffered
+            while filled < count {
+                let read = try socket.read(into: UnsafeMutableRawBufferPointer(rebasing: destination[filled..<count]), deadline: deadline)
+                if read == 0 { throw HTTPError(400, "the connection closed after \(filled) of \(count) body bytes") }
+                filled += read
+            }
+        }
+        return body
     }
 
     private func readExactly(_ count: Int, deadline: ContinuousClock.Instant) throws -> [UInt8] {

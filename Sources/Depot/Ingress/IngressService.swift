@@ -44,6 +44,7 @@ public struct IngressService: Sendable {
         var serverConfiguration = HTTPServer.Configuration(host: host, port: port, limits: limits)
         let metrics = self.metrics
         serverConfiguration.onResponse = { metrics.recordHTTPResponse(status: $0) }
+        serverConfiguration.headCheck = { request in self.refusalBeforeBody(request) }
         return HTTPServer(serverConfiguration) { request in await self.answer(request) }
     }
 
@@ -179,6 +180,22 @@ public struct IngressService: Sendable {
     private func allow(_ methods: [String], _ request: HTTPRequest) throws {
         guard methods.contains(request.method) else {
             throw HTTPError(405, "\(request.path) takes \(methods.joined(separator: " or ")), not \(request.method)")
+        }
+    }
+
+    /// The 401 for a request whose head already shows it may not pass (every path but `/healthz`
+    /// needs the token), so that the server answers without reading its body; nil otherwise.
+    func refusalBeforeBody(_ request: HTTPRequest) -> HTTPResponse? {
+        guard configuration.token != nil, request.path != "/healthz" else { return nil }
+        do {
+            try authorize(request)
+            return nil
+        } catch let error as HTTPError {
+            var response = error.response
+            response.headers.set("WWW-Authenticate", "Bearer")
+            return response
+        } catch {
+            return nil
         }
     }
 
