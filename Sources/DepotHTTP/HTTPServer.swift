@@ -153,7 +153,7 @@ public final class HTTPServer: @unchecked Sendable {
             let request: HTTPRequest
             let keepAlive: Bool
             do {
-                guard let head = try wire.readHead(limits: configuration.limits, deadline: deadline) else { return }
+                guard let head = try wire.readHead(limits: configuration.limits, deadline: deadline, requireUTF8: true) else { return }
                 if let last = previous {
                     previous = nil
                     guard last.finish() else { return }

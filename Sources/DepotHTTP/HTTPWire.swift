@@ -46,7 +46,11 @@ final class HTTPWire {
     /// lines, so that a buffer compacted by `fill` keeps their offsets), then makes strings only
     /// of the parts (method, target, names, values). Line by line as `String`s, parsing showed up
     /// at about a tenth of a node's CPU under HTTP load.
-    func readHead(limits: HTTPLimits, deadline: ContinuousClock.Instant) throws -> HTTPHead? {
+    ///
+    /// `requireUTF8` (the server's requests) refuses a start line or header value that is not valid
+    /// UTF-8 with 400 instead of replacing the bad bytes with U+FFFD: two different keys
+    /// (`caf\xe9`, `caf\xeb`) must not become one. Responses keep the lenient reading.
+    func readHead(limits: HTTPLimits, deadline: ContinuousClock.Instant, requireUTF8: Bool = false) throws -> HTTPHead? {
         var lines: [Range<Int>] = []  // offsets from `start`, without CRLF
         var next = 0                  // where the next line begins, from `start`
         var searched = 0              // bytes of that line already searched for its LF
@@ -88,13 +92,17 @@ final class HTTPWire {
         let base = start
         start += next
         return try buffer.withUnsafeBufferPointer { bytes in
-            try Self.parseHead(lines.map { UnsafeBufferPointer(rebasing: bytes[(base + $0.lowerBound)..<(base + $0.upperBound)]) })
+            try Self.parseHead(lines.map { UnsafeBufferPointer(rebasing: bytes[(base + $0.lowerBound)..<(base + $0.upperBound)]) },
+                               requireUTF8: requireUTF8)
         }
     }
 
     /// The start line and headers from a head's lines (each without its CRLF).
-    private static func parseHead(_ lines: [UnsafeBufferPointer<UInt8>]) throws -> HTTPHead {
+    private static func parseHead(_ lines: [UnsafeBufferPointer<UInt8>], requireUTF8: Bool) throws -> HTTPHead {
         let first = lines[0]
+        if requireUTF8, first.contains(where: { $0 >= 0x80 }), String(validating: first, as: UTF8.self) == nil {
+            throw HTTPError(400, "the request line is not valid UTF-8; percent-encode the path")
+        }
         var startLine: [String] = []
         var from = first.startIndex
         while startLine.count < 2, let space = first[from...].firstIndex(of: 32) {
@@ -120,6 +128,9 @@ final class HTTPWire {
             var value = line[(colon + 1)...]
             while let byte = value.first, byte == 32 || byte == 9 { value = value.dropFirst() }
             while let byte = value.last, byte == 32 || byte == 9 { value = value.dropLast() }
+            if requireUTF8, value.contains(where: { $0 >= 0x80 }), String(validating: value, as: UTF8.self) == nil {
+                throw HTTPError(400, "the value of header \(String(decoding: name, as: UTF8.self)) is not valid UTF-8; send UTF-8 text")
+            }
             headers.add(String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self))
         }
         return HTTPHead(startLine: startLine, headers: headers)

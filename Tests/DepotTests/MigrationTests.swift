@@ -12,7 +12,9 @@ struct MigrationTests {
             .filter { $0.hasSuffix(".sql") }.sorted()
         let listed = Migration.all.map { String(format: "%04d_%@.sql", $0.version, $0.name) }
         #expect(listed == files)
-        #expect(Migration.all.map(\.version) == Array(1...Migration.all.count))
+        // Strictly ascending; a number may be missing while the branch that holds it is open.
+        #expect(zip(Migration.all, Migration.all.dropFirst()).allSatisfy { $0.version < $1.version })
+        #expect(Migration.all.first?.version == 1)
         #expect(Migration.all.allSatisfy { !$0.sql.isEmpty })
     }
 

@@ -28,5 +28,6 @@ extension Migration {
         Migration(file: "0006_enqueue_speed.sql", bytes: PackageResources._006_enqueue_speed_sql),
         Migration(file: "0007_vacuum_pacing.sql", bytes: PackageResources._007_vacuum_pacing_sql),
         Migration(file: "0008_unannounced_inserts.sql", bytes: PackageResources._008_unannounced_inserts_sql),
+        Migration(file: "0011_name_characters.sql", bytes: PackageResources._011_name_characters_sql),
     ]
 }

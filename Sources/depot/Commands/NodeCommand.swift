@@ -33,6 +33,9 @@ let nodeCommand = Command(
     guard let name = arguments.value("name") else {
         throw CLIFailure.usage("--name is required: depot node --name node-a")
     }
+    if let problem = NameCharacters.problem(in: name) {
+        throw CLIFailure.usage("--name \"\(NameCharacters.shown(name))\" \(problem)")
+    }
     var configuration = Node.Configuration(name: name)
     configuration.lease = try arguments.duration("lease") ?? configuration.lease
     configuration.heartbeatInterval = try arguments.duration("heartbeat") ?? configuration.heartbeatInterval
