@@ -196,6 +196,8 @@ public final class HTTPServer: @unchecked Sendable {
         try wire.write(response, keepAlive: keepAlive, deadline: deadline)
     }
 
+    /// 505 for a version other than HTTP/1.1 and HTTP/1.0 that starts `HTTP/` (HTTP/2.0, HTTP/1.2),
+    /// 400 for anything else that is not a request line.
     private static func checkRequestLine(_ head: HTTPHead) throws {
         let (method, target, version) = (head.startLine[0], head.startLine[1], head.startLine[2])
         guard version == "HTTP/1.1" || version == "HTTP/1.0" else {

@@ -171,9 +171,8 @@ final class HTTPWire {
         var body: [UInt8] = []
         while true {
             let line = try readLine(limit: 1024, deadline: deadline)
-            let sizeText = line.prefix { $0 != ";" }.trimmingCharacters(in: .whitespaces)
-            guard !sizeText.isEmpty, sizeText.count <= 15, let size = Int(sizeText, radix: 16), size >= 0 else {
-                throw HTTPError(400, "malformed chunk size \"\(Self.printable(line))\"")
+            guard let size = Self.chunkSize(line) else {
+                throw HTTPError(400, "malformed chunk size \"\(Self.printable(line))\"; a chunk size is hexadecimal digits alone (RFC 9112 7.1)")
             }
             if size == 0 {
                 // Trailer fields, ignored, up to the empty line.
@@ -186,6 +185,24 @@ final class HTTPWire {
                 throw HTTPError(400, "chunk data is longer than its size says")
             }
         }
+    }
+
+    /// The size of a chunk line: 1 to 15 hex digits, then nothing or extensions after `;` (with
+    /// optional spaces before it). Nil for anything else: a sign, a leading space, a trailing
+    /// space, `0x`. Two parsers that read `+5` or ` 5` differently let a request hide behind another.
+    static func chunkSize(_ line: String) -> Int? {
+        let bytes = Array(line.utf8)
+        var end = 0
+        while end < bytes.count, isHexDigit(bytes[end]) { end += 1 }
+        guard end > 0, end <= 15 else { return nil }
+        if end < bytes.count {
+            guard let next = bytes[end...].first(where: { $0 != 32 && $0 != 9 }), next == UInt8(ascii: ";") else { return nil }
+        }
+        return Int(String(decoding: bytes[..<end], as: UTF8.self), radix: 16)
+    }
+
+    private static func isHexDigit(_ byte: UInt8) -> Bool {
+        (48...57).contains(byte) || (65...70).contains(byte) || (97...102).contains(byte)
     }
 
     /// A line of a chunked body without its CRLF.

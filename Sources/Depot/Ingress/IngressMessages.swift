@@ -23,6 +23,7 @@ enum IngressMessages {
 
     /// The message of a single-message request.
     static func message(from request: HTTPRequest) throws -> OutgoingMessage {
+        try checkSingleValues(request.headers)
         var message = OutgoingMessage(payload: request.body, contentType: request.headers["Content-Type"])
         message.idempotencyKey = try key(request.headers["Idempotency-Key"], name: "Idempotency-Key")
         message.groupKey = try key(request.headers["Depot-Group-Key"], name: "Depot-Group-Key")
@@ -46,6 +47,22 @@ enum IngressMessages {
         return message
     }
 
+    /// Headers that carry one value: sent twice (`Depot-Priority: 1` then `Depot-Priority: x`),
+    /// they are refused rather than read as the first, as a proxy might read the last.
+    static let singleValueHeaders = ["Content-Type", "Idempotency-Key", "Depot-Priority", "Depot-Delay-Ms", "Depot-Group-Key", "Authorization"]
+
+    /// 400 naming the first single-value header sent more than once.
+    static func checkSingleValues(_ headers: HTTPHeaders) throws {
+        // One pass over the fields: this runs for every request.
+        var seen = 0
+        for field in headers {
+            for (index, name) in singleValueHeaders.enumerated() where HTTPHeaders.sameName(field.name, name) {
+                if seen & (1 << index) != 0 { throw HTTPError(400, "\(name) was sent more than once; send it once") }
+                seen |= 1 << index
+            }
+        }
+    }
+
     /// Whether `name` starts with `Depot-Header-` in any case; by bytes, as it runs for every
     /// header of every request.
     static func hasHeaderPrefix(_ name: String) -> Bool {
@@ -59,6 +76,7 @@ enum IngressMessages {
     /// The messages of a batch request, in order. Items are found by their bytes first (see
     /// `BatchItems`) and parsed one at a time, so a request's limits hold before it costs memory.
     static func batch(from request: HTTPRequest) throws -> [OutgoingMessage] {
+        try checkSingleValues(request.headers)
         let type = request.headers["Content-Type"]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
         let body = request.body
         let scanner = BatchItems(maximumItems: batchLimit, maximumValuesPerItem: valuesPerItemLimit)
