@@ -36,7 +36,7 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
 
     /// Whether two field names are equal ignoring ASCII case (names are ASCII tokens, RFC 9110 5.1).
     /// Byte by byte: Foundation's `caseInsensitiveCompare` goes through NSString and showed up in profiles.
-    static func sameName(_ a: String, _ b: String) -> Bool {
+    public static func sameName(_ a: String, _ b: String) -> Bool {
         var left = a.utf8.makeIterator()
         var right = b.utf8.makeIterator()
         while true {

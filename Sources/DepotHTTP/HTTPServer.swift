@@ -11,14 +11,20 @@ public final class HTTPServer: @unchecked Sendable {
         /// 0 picks a free port; read it from `port` after `start()`.
         public var port: Int
         public var limits: HTTPLimits
-        /// How long a kept-alive connection may sit without a request. Default 60 s.
+        /// How long a kept-alive connection may sit without a request after its first. Default 60 s.
         public var idleTimeout: Duration
-        /// How long one request may take to arrive once it has begun. Default 10 s.
+        /// How long one request may take to arrive once it has begun, and how long a new
+        /// connection may wait before its first byte. Default 10 s.
         public var requestTimeout: Duration
-        /// Connections beyond this get 503 and are closed. Default 1024.
+        /// Connections beyond this close the longest idle one (waiting for a request, no answer
+        /// owed), or get 503 and are closed when none is idle. Default 1024.
         public var maximumConnections: Int
         /// Told the status of every response written, errors included (for metrics). Default nil.
         public var onResponse: (@Sendable (Int) -> Void)?
+        /// Looks at a request's head (its body empty) before the body is read: a response it
+        /// returns is sent instead, and the connection closed without reading the body (a 401
+        /// must not cost the server the body of a caller it does not know). Default nil.
+        public var headCheck: (@Sendable (HTTPRequest) -> HTTPResponse?)?
 
         public init(host: String = "127.0.0.1", port: Int = 0, limits: HTTPLimits = HTTPLimits(),
                     idleTimeout: Duration = .seconds(60), requestTimeout: Duration = .seconds(10), maximumConnections: Int = 1024) {
@@ -39,6 +45,8 @@ public final class HTTPServer: @unchecked Sendable {
     private let lock = NSLock()
     private var listener: Socket?
     private var connections: [ObjectIdentifier: Socket] = [:]
+    /// Connections waiting for their next request with no answer owed, and since when.
+    private var idleSince: [ObjectIdentifier: ContinuousClock.Instant] = [:]
     private var running = false
 
     public init(_ configuration: Configuration, handler: @escaping Handler) {
@@ -74,11 +82,26 @@ public final class HTTPServer: @unchecked Sendable {
 
     private var isRunning: Bool { lock.withLock { running } }
 
+    /// Records whether `socket` waits for a request with no answer owed (it may then be closed to make room).
+    private func markIdle(_ socket: Socket, _ idle: Bool) {
+        let key = ObjectIdentifier(socket)
+        lock.withLock {
+            guard connections[key] != nil else { return }
+            if idle { idleSince[key] = .now } else { idleSince.removeValue(forKey: key) }
+        }
+    }
+
     private func acceptLoop(_ listener: Socket) {
         while isRunning {
             guard let socket = listener.accept(timeout: .milliseconds(250)) else { continue }
             let admitted: Bool = lock.withLock {
-                guard running, connections.count < configuration.maximumConnections else { return false }
+                guard running else { return false }
+                if connections.count >= configuration.maximumConnections {
+                    // Idle connections must not lock callers out: the one idle longest makes room.
+                    guard let (oldest, _) = idleSince.min(by: { $0.value < $1.value }) else { return false }
+                    idleSince.removeValue(forKey: oldest)
+                    connections.removeValue(forKey: oldest)?.shutdown()
+                }
                 connections[ObjectIdentifier(socket)] = socket
                 return true
             }
@@ -92,6 +115,7 @@ public final class HTTPServer: @unchecked Sendable {
                 serve(socket)
                 lock.withLock {
                     connections.removeValue(forKey: ObjectIdentifier(socket))
+                    idleSince.removeValue(forKey: ObjectIdentifier(socket))
                     socket.close()
                 }
             }
@@ -106,12 +130,20 @@ public final class HTTPServer: @unchecked Sendable {
     /// leave in order, as each request waits for the one before it to be answered.
     private func serve(_ socket: Socket) {
         let wire = HTTPWire(socket: socket)
-        socket.setReceiveTimeout(configuration.idleTimeout)
+        // A connection that has sent nothing yet gets the request timeout, not the idle one:
+        // sockets opened and left silent must not hold the server's connections for a minute.
+        socket.setReceiveTimeout(configuration.requestTimeout)
+        var served = 0
         var previous: HTTPResponder?
         // The socket is closed after this returns: no answer may still be writing to it then.
         defer { _ = previous?.finish() }
         while isRunning {
-            if !wire.awaitInput() {
+            if served == 1 { socket.setReceiveTimeout(configuration.idleTimeout) }
+            let idle = previous == nil && !wire.hasBufferedBytes
+            if idle { markIdle(socket, true) }
+            let arrived = wire.awaitInput()
+            if idle { markIdle(socket, false) }
+            if !arrived {
                 // Idle only counts once the last answer has gone.
                 guard let last = previous else { return }
                 previous = nil
@@ -121,12 +153,19 @@ public final class HTTPServer: @unchecked Sendable {
             let request: HTTPRequest
             let keepAlive: Bool
             do {
-                guard let head = try wire.readHead(limits: configuration.limits, deadline: deadline) else { return }
+                guard let head = try wire.readHead(limits: configuration.limits, deadline: deadline, requireUTF8: true) else { return }
                 if let last = previous {
                     previous = nil
                     guard last.finish() else { return }
                 }
                 try Self.checkRequestLine(head)
+                served += 1
+                if let refusal = configuration.headCheck?(HTTPRequest(method: head.startLine[0], target: head.startLine[1], headers: head.headers)) {
+                    try? respond(wire, refusal, keepAlive: false, deadline: .now + .seconds(1))
+                    // Drops (never keeps) what the peer still sends, so the answer is not lost to a reset.
+                    socket.lingeringClose(deadline: .now + .seconds(2))
+                    return
+                }
                 if head.headers["Expect"]?.lowercased() == "100-continue" {
                     try socket.write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8), deadline: deadline)
                 }
@@ -157,6 +196,8 @@ public final class HTTPServer: @unchecked Sendable {
         try wire.write(response, keepAlive: keepAlive, deadline: deadline)
     }
 
+    /// 505 for a version other than HTTP/1.1 and HTTP/1.0 that starts `HTTP/` (HTTP/2.0, HTTP/1.2),
+    /// 400 for anything else that is not a request line.
     private static func checkRequestLine(_ head: HTTPHead) throws {
         let (method, target, version) = (head.startLine[0], head.startLine[1], head.startLine[2])
         guard version == "HTTP/1.1" || version == "HTTP/1.0" else {

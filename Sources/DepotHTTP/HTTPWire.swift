@@ -46,7 +46,11 @@ final class HTTPWire {
     /// lines, so that a buffer compacted by `fill` keeps their offsets), then makes strings only
     /// of the parts (method, target, names, values). Line by line as `String`s, parsing showed up
     /// at about a tenth of a node's CPU under HTTP load.
-    func readHead(limits: HTTPLimits, deadline: ContinuousClock.Instant) throws -> HTTPHead? {
+    ///
+    /// `requireUTF8` (the server's requests) refuses a start line or header value that is not valid
+    /// UTF-8 with 400 instead of replacing the bad bytes with U+FFFD: two different keys
+    /// (`caf\xe9`, `caf\xeb`) must not become one. Responses keep the lenient reading.
+    func readHead(limits: HTTPLimits, deadline: ContinuousClock.Instant, requireUTF8: Bool = false) throws -> HTTPHead? {
         var lines: [Range<Int>] = []  // offsets from `start`, without CRLF
         var next = 0                  // where the next line begins, from `start`
         var searched = 0              // bytes of that line already searched for its LF
@@ -88,13 +92,17 @@ final class HTTPWire {
         let base = start
         start += next
         return try buffer.withUnsafeBufferPointer { bytes in
-            try Self.parseHead(lines.map { UnsafeBufferPointer(rebasing: bytes[(base + $0.lowerBound)..<(base + $0.upperBound)]) })
+            try Self.parseHead(lines.map { UnsafeBufferPointer(rebasing: bytes[(base + $0.lowerBound)..<(base + $0.upperBound)]) },
+                               requireUTF8: requireUTF8)
         }
     }
 
     /// The start line and headers from a head's lines (each without its CRLF).
-    private static func parseHead(_ lines: [UnsafeBufferPointer<UInt8>]) throws -> HTTPHead {
+    private static func parseHead(_ lines: [UnsafeBufferPointer<UInt8>], requireUTF8: Bool) throws -> HTTPHead {
         let first = lines[0]
+        if requireUTF8, first.contains(where: { $0 >= 0x80 }), String(validating: first, as: UTF8.self) == nil {
+            throw HTTPError(400, "the request line is not valid UTF-8; percent-encode the path")
+        }
         var startLine: [String] = []
         var from = first.startIndex
         while startLine.count < 2, let space = first[from...].firstIndex(of: 32) {
@@ -120,6 +128,9 @@ final class HTTPWire {
             var value = line[(colon + 1)...]
             while let byte = value.first, byte == 32 || byte == 9 { value = value.dropFirst() }
             while let byte = value.last, byte == 32 || byte == 9 { value = value.dropLast() }
+            if requireUTF8, value.contains(where: { $0 >= 0x80 }), String(validating: value, as: UTF8.self) == nil {
+                throw HTTPError(400, "the value of header \(String(decoding: name, as: UTF8.self)) is not valid UTF-8; send UTF-8 text")
+            }
             headers.add(String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self))
         }
         return HTTPHead(startLine: startLine, headers: headers)
@@ -145,7 +156,7 @@ final class HTTPWire {
             guard length <= limits.bodyBytes else {
                 throw HTTPError(413, "body of \(length) bytes exceeds the limit of \(limits.bodyBytes) bytes")
             }
-            return Data(try readExactly(length, deadline: deadline))
+            return try readBody(length, deadline: deadline)
         }
         guard untilClose else { return Data() }
         var body = takeBuffered(buffer.count - start)  // what arrived with the head
@@ -160,9 +171,8 @@ final class HTTPWire {
         var body: [UInt8] = []
         while true {
             let line = try readLine(limit: 1024, deadline: deadline)
-            let sizeText = line.prefix { $0 != ";" }.trimmingCharacters(in: .whitespaces)
-            guard !sizeText.isEmpty, sizeText.count <= 15, let size = Int(sizeText, radix: 16), size >= 0 else {
-                throw HTTPError(400, "malformed chunk size \"\(Self.printable(line))\"")
+            guard let size = Self.chunkSize(line) else {
+                throw HTTPError(400, "malformed chunk size \"\(Self.printable(line))\"; a chunk size is hexadecimal digits alone (RFC 9112 7.1)")
             }
             if size == 0 {
                 // Trailer fields, ignored, up to the empty line.
@@ -175,6 +185,24 @@ final class HTTPWire {
                 throw HTTPError(400, "chunk data is longer than its size says")
             }
         }
+    }
+
+    /// The size of a chunk line: 1 to 15 hex digits, then nothing or extensions after `;` (with
+    /// optional spaces before it). Nil for anything else: a sign, a leading space, a trailing
+    /// space, `0x`. Two parsers that read `+5` or ` 5` differently let a request hide behind another.
+    static func chunkSize(_ line: String) -> Int? {
+        let bytes = Array(line.utf8)
+        var end = 0
+        while end < bytes.count, isHexDigit(bytes[end]) { end += 1 }
+        guard end > 0, end <= 15 else { return nil }
+        if end < bytes.count {
+            guard let next = bytes[end...].first(where: { $0 != 32 && $0 != 9 }), next == UInt8(ascii: ";") else { return nil }
+        }
+        return Int(String(decoding: bytes[..<end], as: UTF8.self), radix: 16)
+    }
+
+    private static func isHexDigit(_ byte: UInt8) -> Bool {
+        (48...57).contains(byte) || (65...70).contains(byte) || (97...102).contains(byte)
     }
 
     /// A line of a chunked body without its CRLF.
@@ -199,6 +227,27 @@ final class HTTPWire {
             }
             scanFrom = start + scanned  // fill may have moved the unread bytes to the front
         }
+    }
+
+    /// `count` body bytes straight into the `Data` that keeps them: what is buffered, then the
+    /// rest read from the socket into place. Through the buffer, a 10 MiB body took three copies
+    /// at once (the grown buffer, an array, the `Data`), and 16 of them at once 450 MiB.
+    private func readBody(_ count: Int, deadline: ContinuousClock.Instant) throws -> Data {
+        let buffered = min(count, buffer.count - start)
+        var body = Data(count: count)
+        try body.withUnsafeMutableBytes { destination in
+            buffer.withUnsafeBytes { source in
+                destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[start..<(start + buffered)]))
+            }
+            start += buffered
+            var filled = buffered
+            while filled < count {
+                let read = try socket.read(into: UnsafeMutableRawBufferPointer(rebasing: destination[filled..<count]), deadline: deadline)
+                if read == 0 { throw HTTPError(400, "the connection closed after \(filled) of \(count) body bytes") }
+                filled += read
+            }
+        }
+        return body
     }
 
     private func readExactly(_ count: Int, deadline: ContinuousClock.Instant) throws -> [UInt8] {

@@ -178,6 +178,18 @@ final class Socket: @unchecked Sendable {
         }
     }
 
+    /// Reads what is there into `destination` (at most its size); returns how many bytes (0 at
+    /// end of stream). Lets a large body land where it will stay, without a copy through a buffer.
+    func read(into destination: UnsafeMutableRawBufferPointer, deadline: ContinuousClock.Instant) throws -> Int {
+        while true {
+            let count = recv(descriptor, destination.baseAddress, destination.count, Int32(MSG_DONTWAIT))
+            if count >= 0 { return count }
+            if errno == EINTR { continue }
+            guard errno == EAGAIN || errno == EWOULDBLOCK else { throw HTTPTransportError.closed(String(cString: strerror(errno))) }
+            guard Socket.poll(descriptor, events: Int16(POLLIN), deadline: deadline) else { throw HTTPTransportError.timeout }
+        }
+    }
+
     /// Writes all of `bytes` or throws. Sends first and polls only when the socket buffer is full.
     func write(_ bytes: some ContiguousBytes, deadline: ContinuousClock.Instant) throws {
         try bytes.withUnsafeBytes { raw in

@@ -25,7 +25,7 @@ let overview = """
 
     Exit status: 0 done; 1 the database refused a statement; 64 wrong arguments; 65 bad input data
     (an unknown store, a broken rule); 66 an input file is missing; 69 PostgreSQL unreachable; 70 a bug;
-    78 DEPOT_DATABASE_URL malformed.
+    78 configuration: DEPOT_DATABASE_URL malformed, DEPOT_HTTP_TOKEN empty or padded, the schema behind.
     """
 
 func runDepot(_ arguments: [String]) async -> Int32 {

@@ -43,6 +43,10 @@ public enum XMLElementTree {
         let builder = TreeBuilder()
         parser.delegate = builder
         let parsed = parser.parse()
+        if let deep = builder.tooDeep {
+            throw MalformedXML(file: file, line: deep.line, column: deep.column,
+                               reason: "elements are nested more than \(TreeBuilder.maximumDepth) deep; a Synapse configuration needs a few levels")
+        }
         if let undeclared = builder.undeclaredPrefix {
             throw MalformedXML(file: file, line: undeclared.line, column: undeclared.column,
                                reason: "namespace prefix \"\(undeclared.prefix)\" is used without being declared (add xmlns:\(undeclared.prefix)=\"…\")")
@@ -87,9 +91,18 @@ private final class TreeBuilder: NSObject, XMLParserDelegate {
     /// An element whose prefix has no xmlns declaration: libxml2 only warns, Foundation then
     /// reports a misleading error, so the builder stops at the element itself.
     var undeclaredPrefix: (prefix: String, line: Int, column: Int)?
+    /// Where an element opened deeper than `maximumDepth`: the builder stops there. A tree
+    /// 60,000 elements deep crashed the importer (its release recursed once per level).
+    var tooDeep: (line: Int, column: Int)?
+    static let maximumDepth = 256
 
     func parser(_ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?,
                 qualifiedName qName: String?, attributes attributeDict: [String: String] = [:]) {
+        guard stack.count < Self.maximumDepth else {
+            tooDeep = (parser.lineNumber, parser.columnNumber)
+            parser.abortParsing()
+            return
+        }
         let namespace = namespaceURI.flatMap { $0.isEmpty ? nil : $0 }
         if namespace == nil, let qName, let colon = qName.firstIndex(of: ":") {
             undeclaredPrefix = (String(qName[..<colon]), parser.lineNumber, parser.columnNumber)
@@ -122,7 +135,7 @@ private final class TreeBuilder: NSObject, XMLParserDelegate {
     }
 
     func parser(_ parser: XMLParser, parseErrorOccurred parseError: Error) {
-        guard errorLine == nil, undeclaredPrefix == nil else { return }
+        guard errorLine == nil, undeclaredPrefix == nil, tooDeep == nil else { return }
         errorLine = parser.lineNumber
         errorColumn = parser.columnNumber
         errorCode = (parseError as NSError).code

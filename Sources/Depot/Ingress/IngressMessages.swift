@@ -23,6 +23,7 @@ enum IngressMessages {
 
     /// The message of a single-message request.
     static func message(from request: HTTPRequest) throws -> OutgoingMessage {
+        try checkSingleValues(request.headers)
         var message = OutgoingMessage(payload: request.body, contentType: request.headers["Content-Type"])
         message.idempotencyKey = try key(request.headers["Idempotency-Key"], name: "Idempotency-Key")
         message.groupKey = try key(request.headers["Depot-Group-Key"], name: "Depot-Group-Key")
@@ -46,6 +47,22 @@ enum IngressMessages {
         return message
     }
 
+    /// Headers that carry one value: sent twice (`Depot-Priority: 1` then `Depot-Priority: x`),
+    /// they are refused rather than read as the first, as a proxy might read the last.
+    static let singleValueHeaders = ["Content-Type", "Idempotency-Key", "Depot-Priority", "Depot-Delay-Ms", "Depot-Group-Key", "Authorization"]
+
+    /// 400 naming the first single-value header sent more than once.
+    static func checkSingleValues(_ headers: HTTPHeaders) throws {
+        // One pass over the fields: this runs for every request.
+        var seen = 0
+        for field in headers {
+            for (index, name) in singleValueHeaders.enumerated() where HTTPHeaders.sameName(field.name, name) {
+                if seen & (1 << index) != 0 { throw HTTPError(400, "\(name) was sent more than once; send it once") }
+                seen |= 1 << index
+            }
+        }
+    }
+
     /// Whether `name` starts with `Depot-Header-` in any case; by bytes, as it runs for every
     /// header of every request.
     static func hasHeaderPrefix(_ name: String) -> Bool {
@@ -56,55 +73,46 @@ enum IngressMessages {
         return true
     }
 
-    /// The messages of a batch request, in order.
+    /// The messages of a batch request, in order. Items are found by their bytes first (see
+    /// `BatchItems`) and parsed one at a time, so a request's limits hold before it costs memory.
     static func batch(from request: HTTPRequest) throws -> [OutgoingMessage] {
+        try checkSingleValues(request.headers)
         let type = request.headers["Content-Type"]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
-        let items: [Any]
+        let body = request.body
+        let scanner = BatchItems(maximumItems: batchLimit, maximumValuesPerItem: valuesPerItemLimit)
+        let items: [(label: String, range: Range<Int>)]
         switch type {
         case "application/json"?:
-            items = try jsonArray(request.body)
+            items = try scanner.jsonArray(body).enumerated().map { ("message \($0.offset)", $0.element) }
         case "application/x-ndjson"?, "application/ndjson"?, "application/jsonl"?:
-            items = try ndjson(request.body)
+            items = try ndjsonItems(body, scanner)
         case nil:
-            items = request.body.first(where: { !Character(UnicodeScalar($0)).isWhitespace }) == UInt8(ascii: "[")
-                ? try jsonArray(request.body) : try ndjson(request.body)
+            items = body.first(where: { !Character(UnicodeScalar($0)).isWhitespace }) == UInt8(ascii: "[")
+                ? try scanner.jsonArray(body).enumerated().map { ("message \($0.offset)", $0.element) } : try ndjsonItems(body, scanner)
         case let other?:
             throw HTTPError(415, "a batch is application/json (an array) or application/x-ndjson (an object per line), not \(other)")
         }
         guard !items.isEmpty else { throw HTTPError(400, "the batch holds no messages") }
-        guard items.count <= batchLimit else {
-            throw HTTPError(413, "the batch holds \(items.count) messages; send at most \(batchLimit) per request")
-        }
-        return try items.enumerated().map { index, item in
+        return try items.map { label, range in
+            let item: Any
+            do {
+                item = try JSONSerialization.jsonObject(with: body.subdata(in: (body.startIndex + range.lowerBound)..<(body.startIndex + range.upperBound)), options: [.fragmentsAllowed])
+            } catch {
+                throw HTTPError(400, "\(label) is not valid JSON")
+            }
             do {
                 return try message(fromItem: item)
             } catch let error as HTTPError {
-                throw HTTPError(error.status, "message \(index): \(error.message)")
+                throw HTTPError(error.status, "\(label): \(error.message)")
             }
         }
     }
 
-    private static func jsonArray(_ body: Data) throws -> [Any] {
-        let value: Any
-        do { value = try JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed]) } catch {
-            throw HTTPError(400, "the body is not valid JSON: \(error.localizedDescription)")
-        }
-        guard let array = value as? [Any] else { throw HTTPError(400, "a JSON batch is an array of message objects") }
-        return array
-    }
+    /// Most JSON values one batch item may hold. 100,000 parsed values cost a few MB.
+    static let valuesPerItemLimit = 100_000
 
-    private static func ndjson(_ body: Data) throws -> [Any] {
-        var items: [Any] = []
-        for (number, line) in body.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
-            let trimmed = line.last == UInt8(ascii: "\r") ? line.dropLast() : line
-            guard trimmed.contains(where: { !Character(UnicodeScalar($0)).isWhitespace }) else { continue }
-            do {
-                items.append(try JSONSerialization.jsonObject(with: Data(trimmed), options: [.fragmentsAllowed]))
-            } catch {
-                throw HTTPError(400, "NDJSON line \(number + 1) is not valid JSON")
-            }
-        }
-        return items
+    private static func ndjsonItems(_ body: Data, _ scanner: BatchItems) throws -> [(label: String, range: Range<Int>)] {
+        try scanner.ndjsonLines(body).enumerated().map { ("message \($0.offset) (NDJSON line \($0.element.line))", $0.element.range) }
     }
 
     private static func message(fromItem item: Any) throws -> OutgoingMessage {

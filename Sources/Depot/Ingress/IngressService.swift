@@ -44,6 +44,7 @@ public struct IngressService: Sendable {
         var serverConfiguration = HTTPServer.Configuration(host: host, port: port, limits: limits)
         let metrics = self.metrics
         serverConfiguration.onResponse = { metrics.recordHTTPResponse(status: $0) }
+        serverConfiguration.headCheck = { request in self.refusalBeforeBody(request) }
         return HTTPServer(serverConfiguration) { request in await self.answer(request) }
     }
 
@@ -169,16 +170,58 @@ public struct IngressService: Sendable {
     }
 
     private func storeName(_ segment: String) throws -> String {
-        // Most names hold no %: skip Foundation's decoding (a cost per request).
-        guard let name = segment.utf8.contains(UInt8(ascii: "%")) ? segment.removingPercentEncoding : segment, !name.isEmpty else {
-            throw HTTPError(400, "store name \"\(segment)\" in the path is empty or badly percent-encoded")
+        // Most names hold no %: no decoding for them (a cost per request).
+        let name = segment.utf8.contains(UInt8(ascii: "%")) ? Self.percentDecoded(segment) : segment
+        guard let name, !name.isEmpty else {
+            throw HTTPError(400, "store name \"\(NameCharacters.shown(segment))\" in the path is empty, badly percent-encoded or not UTF-8")
+        }
+        if let problem = NameCharacters.problem(in: name) {
+            throw HTTPError(400, "store name \"\(NameCharacters.shown(name))\" \(problem)")
         }
         return name
+    }
+
+    /// `text` with its %XX escapes decoded, as UTF-8 checked strictly; nil for a bad escape or bad
+    /// UTF-8. Foundation's `removingPercentEncoding` dropped a leading byte order mark.
+    static func percentDecoded(_ text: String) -> String? {
+        var bytes: [UInt8] = []
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            guard byte == UInt8(ascii: "%") else { bytes.append(byte); continue }
+            guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else { return nil }
+            bytes.append(high << 4 | low)
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case 48...57: byte - 48
+        case 65...70: byte - 55
+        case 97...102: byte - 87
+        default: nil
+        }
     }
 
     private func allow(_ methods: [String], _ request: HTTPRequest) throws {
         guard methods.contains(request.method) else {
             throw HTTPError(405, "\(request.path) takes \(methods.joined(separator: " or ")), not \(request.method)")
+        }
+    }
+
+    /// The 401 for a request whose head already shows it may not pass (every path but `/healthz`
+    /// needs the token), so that the server answers without reading its body; nil otherwise.
+    func refusalBeforeBody(_ request: HTTPRequest) -> HTTPResponse? {
+        guard configuration.token != nil, request.path != "/healthz" else { return nil }
+        do {
+            try authorize(request)
+            return nil
+        } catch let error as HTTPError {
+            var response = error.response
+            response.headers.set("WWW-Authenticate", "Bearer")
+            return response
+        } catch {
+            return nil
         }
     }
 

@@ -1,6 +1,11 @@
 import Foundation
 
 /// One-line, timestamped log records on standard error, each naming its node.
+///
+/// Records carry what producers sent (payloads, replies, error texts), so every control
+/// character (C0, DEL, C1: line feed, carriage return, escape, bell, …) and every character that
+/// `NameCharacters` refuses (direction overrides, zero-width spaces, …) is written escaped, as
+/// `\n`, `\r`, `\t` or `\u{1B}`: a payload can neither start a forged record nor drive the terminal.
 public enum NodeLog {
     public static func info(node: String, _ message: String) { write("info", node, message) }
     public static func warning(node: String, _ message: String) { write("warn", node, message) }
@@ -8,6 +13,27 @@ public enum NodeLog {
 
     private static func write(_ level: String, _ node: String, _ message: String) {
         let time = Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true))
-        FileHandle.standardError.write(Data("\(time) \(level) [\(node)] \(message)\n".utf8))
+        FileHandle.standardError.write(Data("\(time) \(level) [\(escaped(node))] \(escaped(message))\n".utf8))
+    }
+
+    /// `text` with its control and invisible characters escaped; unchanged (and not copied) when it has none.
+    public static func escaped(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: needsEscape) else { return text }
+        var result = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": result += "\\n"
+            case "\r": result += "\\r"
+            case "\t": result += "\\t"
+            case _ where needsEscape(scalar): result += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
+            default: result.unicodeScalars.append(scalar)
+            }
+        }
+        return result
+    }
+
+    private static func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (scalar.value >= 0x7F && scalar.value < 0xA0)
+            || NameCharacters.refused.contains { $0.contains(scalar.value) }
     }
 }

@@ -18,8 +18,9 @@ protocol DeliveryTarget: Sendable {
     func deliver(_ message: Message, from source: any MessageStore, consumer: String) async -> DeliveryOutcome
 }
 
-/// Sends the message to an HTTP endpoint: payload as body, its content type and headers,
-/// plus `Depot-Message-Id` and `Depot-Attempt`. 2xx = delivered.
+/// Sends the message to an HTTP endpoint: payload as body, its content type and headers (the
+/// endpoint row's win; see `EndpointRequestHeaders`), plus `Depot-Message-Id` and `Depot-Attempt`.
+/// 2xx = delivered.
 struct EndpointTarget: DeliveryTarget {
     let endpoint: EndpointDefinition
     let client: HTTPClient
@@ -43,12 +44,7 @@ struct EndpointTarget: DeliveryTarget {
     }
 
     static func send(_ message: Message, to endpoint: EndpointDefinition, client: HTTPClient) async throws -> HTTPResponse {
-        var headers = HTTPHeaders()
-        for (name, value) in endpoint.headers.sorted(by: { $0.key < $1.key }) { headers.set(name, value) }
-        for (name, value) in message.headers.sorted(by: { $0.key < $1.key }) { headers.set(name, value) }
-        headers.set("Content-Type", message.contentType ?? "application/octet-stream")
-        headers.set("Depot-Message-Id", message.id.uuidString.lowercased())
-        headers.set("Depot-Attempt", String(message.attempts))
+        let headers = EndpointRequestHeaders.headers(for: message, to: endpoint)
         let request = HTTPRequest(method: endpoint.method, target: "/", headers: headers, body: message.payload)
         return try await client.send(request, to: endpoint.url, timeout: endpoint.timeout)
     }

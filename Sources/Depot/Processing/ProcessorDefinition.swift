@@ -77,7 +77,7 @@ public struct EndpointDefinition: Sendable, Equatable, Codable {
     public var method: String = "POST"
     /// Give up on a request after this long. Default 30000.
     public var timeoutMilliseconds: Int = 30000
-    /// Sent with every request, before the message's own headers.
+    /// Sent with every request; a message header of the same name is left out (the row wins).
     public var headers: [String: String] = [:]
 
     public init(name: String, url: URL, method: String = "POST", timeoutMilliseconds: Int = 30000, headers: [String: String] = [:]) {

@@ -58,7 +58,10 @@ public final class Producer: Sendable {
     /// Stores one message into store `name`. Messages stored at the same moment by many callers
     /// share one round trip and one commit; each call returns once its message is committed.
     public func store(_ message: OutgoingMessage, in name: String) async throws -> ProducerReceipt {
-        try await coalescers.coalescer(for: name) { [self] batch in try await store(batch, in: name) }.store(message)
+        // The store must be known before it gets a coalescer: the table keeps one per name for
+        // good, and names from unauthenticated requests would otherwise grow it without bound.
+        _ = try await routes.definition(of: name)
+        return try await coalescers.coalescer(for: name) { [self] batch in try await store(batch, in: name) }.store(message)
     }
 
     /// Stores messages into store `name`, all in one place: all in the primary, or all in its

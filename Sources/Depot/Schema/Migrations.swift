@@ -30,6 +30,7 @@ extension Migration {
         Migration(file: "0008_unannounced_inserts.sql", bytes: PackageResources._008_unannounced_inserts_sql),
         Migration(file: "0009_retention.sql", bytes: PackageResources._009_retention_sql),
         Migration(file: "0010_cold_statistics.sql", bytes: PackageResources._010_cold_statistics_sql),
+        Migration(file: "0011_name_characters.sql", bytes: PackageResources._011_name_characters_sql),
         Migration(file: "0012_cluster_pace.sql", bytes: PackageResources._012_cluster_pace_sql),
         Migration(file: "0013_in_order.sql", bytes: PackageResources._013_in_order_sql),
     ]

@@ -14,6 +14,8 @@ enum CLIFailure: Error {
     case data(String)
     /// A service this verb needs cannot be had (a port is taken): exit 69 (EX_UNAVAILABLE).
     case unavailable(String)
+    /// The environment configures Depot wrongly (an empty DEPOT_HTTP_TOKEN): exit 78 (EX_CONFIG).
+    case configuration(String)
 }
 
 /// Exit statuses, documented in `depot --help` and the README.
@@ -28,7 +30,7 @@ enum ExitStatus {
     static let unavailable: Int32 = 69
     /// A bug in depot.
     static let software: Int32 = 70
-    /// DEPOT_DATABASE_URL cannot be parsed.
+    /// DEPOT_DATABASE_URL cannot be parsed, DEPOT_HTTP_TOKEN is empty or padded, the schema is behind.
     static let configuration: Int32 = 78
 }
 
@@ -51,6 +53,9 @@ func report(_ error: Error) -> Int32 {
     case CLIFailure.unavailable(let message):
         say(message)
         return ExitStatus.unavailable
+    case CLIFailure.configuration(let message):
+        say(message)
+        return ExitStatus.configuration
     case let error as StoreError:
         say(error.description)
         return ExitStatus.dataError

@@ -90,13 +90,20 @@ struct ParsedArguments: Sendable {
         return number
     }
 
-    /// A duration option: a number and a unit (500ms, 10s, 5m, 2h, 1d).
+    /// The longest duration an option takes: 3,650 days. Beyond it a number of milliseconds
+    /// overflowed (99999999999999999999s crashed), and no lease or delay needs more.
+    static let longestDuration = 3650.0 * 86400
+
+    /// A duration option: a number and a unit (500ms, 10s, 5m, 2h, 1d), at most 3650d.
     func duration(_ name: String) throws -> Duration? {
         guard let text = value(name) else { return nil }
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
         for (unit, seconds) in units where text.hasSuffix(unit) {
             let number = text.dropLast(unit.count)
             if let amount = Double(number), amount >= 0, amount.isFinite, !(unit == "m" && text.hasSuffix("ms")) {
+                guard amount * seconds <= Self.longestDuration else {
+                    throw CLIFailure.usage("--\(name) '\(text)' is longer than the longest duration Depot takes, 3650d")
+                }
                 return .milliseconds(Int64((amount * seconds * 1000).rounded()))
             }
         }

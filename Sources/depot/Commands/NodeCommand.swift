@@ -33,6 +33,9 @@ let nodeCommand = Command(
     guard let name = arguments.value("name") else {
         throw CLIFailure.usage("--name is required: depot node --name node-a")
     }
+    if let problem = NameCharacters.problem(in: name) {
+        throw CLIFailure.usage("--name \"\(NameCharacters.shown(name))\" \(problem)")
+    }
     var configuration = Node.Configuration(name: name)
     configuration.lease = try arguments.duration("lease") ?? configuration.lease
     configuration.heartbeatInterval = try arguments.duration("heartbeat") ?? configuration.heartbeatInterval
@@ -43,6 +46,7 @@ let nodeCommand = Command(
     }
     if let problem = configuration.problem { throw CLIFailure.usage(problem) }
     let listen = try arguments.value("http").map(parseListenAddress)
+    let token = listen == nil ? nil : try httpToken(ProcessInfo.processInfo.environment["DEPOT_HTTP_TOKEN"])
     configuration.waitForDatabase = listen != nil
     let maximumBody = try arguments.integer("max-body", in: 0...(1 << 30)) ?? HTTPLimits().bodyBytes
     let primaryTimeout = try arguments.duration("primary-timeout") ?? .seconds(5)
@@ -56,7 +60,6 @@ let nodeCommand = Command(
     let node = Node(configuration, pool: pool, stores: stores, metrics: metrics)
     var server: HTTPServer?
     if let listen {
-        let token = ProcessInfo.processInfo.environment["DEPOT_HTTP_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         let producer = Producer(pool: pool, stores: stores, configuration: Producer.Configuration(
             primaryTimeout: primaryTimeout, routesFile: journalFolder.appendingPathComponent("stores.json")), metrics: metrics)
         Task { try? await producer.refreshRoutes() }
@@ -92,4 +95,20 @@ func parseListenAddress(_ text: String) throws -> (host: String, port: Int) {
     var host = String(text[..<colon])
     if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
     return (host.isEmpty ? "0.0.0.0" : host, port)
+}
+
+/// The bearer token from DEPOT_HTTP_TOKEN; nil when unset. An empty value turned authentication
+/// off without a word, and one with spaces around it could never match: both are refused.
+func httpToken(_ value: String?) throws -> String? {
+    guard let value else { return nil }
+    guard !value.isEmpty else {
+        throw CLIFailure.configuration("DEPOT_HTTP_TOKEN is set but empty, which would leave --http open to anyone; set a token or unset the variable")
+    }
+    guard value.trimmingCharacters(in: .whitespacesAndNewlines) == value else {
+        throw CLIFailure.configuration("DEPOT_HTTP_TOKEN has spaces or line breaks around it, which no Authorization header can match; remove them")
+    }
+    if let problem = HTTPHeaders.problem(name: "Authorization", value: value) {
+        throw CLIFailure.configuration("DEPOT_HTTP_TOKEN cannot be sent in a header: \(problem)")
+    }
+    return value
 }
