@@ -13,6 +13,8 @@ final class HTTPResponder: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     /// False when the answer could not be encoded or written: the connection must close.
     private var written = false
+    /// Whether the answer told the client it may send another request on this connection.
+    private var keptAlive = false
 
     /// Starts `handler` on `request`; `keepAlive()` decides (when the answer is ready) whether to
     /// keep the connection open; `onResponse` is told the status.
@@ -39,7 +41,13 @@ final class HTTPResponder: @unchecked Sendable {
         return written
     }
 
+    /// Waits until the answer is written; true when it went out and kept the connection open.
+    func finishKeepingAlive() -> Bool {
+        finish() && keptAlive
+    }
+
     private func write(_ response: HTTPResponse, keepAlive: Bool, on socket: Socket, writeTimeout: Duration) {
+        keptAlive = keepAlive
         let head: [UInt8]
         do { head = try HTTPWire.encode(head: response, keepAlive: keepAlive) } catch { return complete(false) }
         var unsent = head

@@ -48,6 +48,8 @@ public final class HTTPServer: @unchecked Sendable {
     /// Connections waiting for their next request with no answer owed, and since when.
     private var idleSince: [ObjectIdentifier: ContinuousClock.Instant] = [:]
     private var running = false
+    /// How long a shutting-down server waits for a request a client may already have sent.
+    private var grace: Duration = .seconds(1)
 
     public init(_ configuration: Configuration, handler: @escaping Handler) {
         self.configuration = configuration
@@ -68,6 +70,29 @@ public final class HTTPServer: @unchecked Sendable {
 
     /// The bound port (useful after listening on port 0).
     public var port: Int { lock.withLock { listener?.localPort ?? 0 } }
+
+    /// Stops gracefully, and returns once every connection is closed: stops accepting at once;
+    /// answers every request it has read, or reads within `grace` (a client may have sent one
+    /// just as the shutdown began), with `Connection: close`; closes connections that stay idle
+    /// through `grace`; and after `timeout` cuts off whatever is left. A producer whose message
+    /// was committed gets its 202; none is cut off after sending a whole request.
+    public func shutdown(grace: Duration = .seconds(1), timeout: Duration = .seconds(10)) {
+        let started = ContinuousClock.now
+        lock.withLock {
+            running = false
+            self.grace = grace
+            listener?.shutdown()
+        }
+        Thread.sleep(forTimeInterval: Double(grace.components.seconds) + Double(grace.components.attoseconds) / 1e18)
+        // Still waiting for a request after the grace, no answer owed: nothing more will come.
+        lock.withLock {
+            for key in idleSince.keys { connections[key]?.shutdown() }
+        }
+        while lock.withLock({ !connections.isEmpty }) && ContinuousClock.now - started < timeout {
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        stop()
+    }
 
     /// Stops accepting and closes every connection; requests being answered are cut off.
     public func stop() {
@@ -137,7 +162,16 @@ public final class HTTPServer: @unchecked Sendable {
         var previous: HTTPResponder?
         // The socket is closed after this returns: no answer may still be writing to it then.
         defer { _ = previous?.finish() }
-        while isRunning {
+        while true {
+            if !isRunning {
+                // Shutting down: an answer that said close ends the connection; after one that
+                // kept it alive, a request the client sent at once is still read and answered.
+                if let last = previous {
+                    previous = nil
+                    guard last.finishKeepingAlive() else { return }
+                }
+                guard wire.hasBufferedBytes || socket.isReadable(within: lock.withLock({ grace })) else { return }
+            }
             if served == 1 { socket.setReceiveTimeout(configuration.idleTimeout) }
             let idle = previous == nil && !wire.hasBufferedBytes
             if idle { markIdle(socket, true) }

@@ -223,6 +223,11 @@ final class Socket: @unchecked Sendable {
         return offset
     }
 
+    /// True when bytes, or the peer's close, arrive within `timeout`.
+    func isReadable(within timeout: Duration) -> Bool {
+        Self.poll(descriptor, events: Int16(POLLIN), deadline: .now + timeout)
+    }
+
     /// True when the peer has closed or sent something unexpected while the socket sat idle.
     var isStale: Bool {
         var probe = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)

@@ -9,7 +9,7 @@ import TestSupport
 /// each deliver at the limit together, never faster than the bucket allows, and follow an UPDATE.
 @Suite("One pace for the cluster")
 struct ClusterPaceTests {
-    @Test("50 msg/s over 3 nodes × 4 members: within ±10%, no second above 55; raised to 100 by UPDATE: applied within 2 s")
+    @Test("50 msg/s over 3 nodes × 4 members: within ±10%, no second above limit + bucket + jitter; raised to 100 by UPDATE: applied within 2 s")
     func clusterPace() async throws {
         let cluster = try await Cluster.fresh()
         let arrivals = Arrivals()
@@ -36,8 +36,10 @@ struct ClusterPaceTests {
         let steady = arrivals.between(start + .seconds(2), start + .seconds(18))
         let rate = Double(steady.count) / 16
         #expect(abs(rate - 50) <= 5, "delivered \(rate) msg/s against a limit of 50")
+        // The bucket bounds what is granted in any second to 50 + 5; arrivals move with each
+        // delivery's latency, so a second of arrivals may hold grants from up to 100 ms around it.
         let busiest = Arrivals.busiestSecond(steady)
-        #expect(busiest <= 55, "a second held \(busiest) deliveries; the limit of 50 and a bucket of 5 allow 55")
+        #expect(busiest <= 60, "a second held \(busiest) deliveries; the limit of 50, a bucket of 5 and 100 ms of delivery jitter allow 60")
 
         try await cluster.sql("UPDATE depot.processors SET rate_limit = 100 WHERE name = 'paced'")
         let raised = ContinuousClock.now

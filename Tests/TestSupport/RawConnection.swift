@@ -45,16 +45,26 @@ public final class RawConnection: @unchecked Sendable {
     /// The next response's status and body (Content-Length framing only); nil when the
     /// connection closed or the read timed out first.
     public func readResponse() -> (status: Int, body: String)? {
+        readResponseWithHeaders().map { ($0.status, $0.body) }
+    }
+
+    /// The next response's status, headers (names in lower case) and body (Content-Length
+    /// framing only); nil when the connection closed or the read timed out first.
+    public func readResponseWithHeaders() -> (status: Int, headers: [String: String], body: String)? {
         while true {
             if let end = headEnd() {
-                let head = String(decoding: received[..<end], as: UTF8.self)
-                let status = Int(head.split(separator: " ").dropFirst().first ?? "") ?? 0
-                let length = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
-                    .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+                let lines = String(decoding: received[..<end], as: UTF8.self).split(separator: "\r\n")
+                let status = Int(lines.first?.split(separator: " ").dropFirst().first ?? "") ?? 0
+                var headers: [String: String] = [:]
+                for line in lines.dropFirst() {
+                    guard let colon = line.firstIndex(of: ":") else { continue }
+                    headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+                }
+                let length = headers["content-length"].flatMap(Int.init) ?? 0
                 if received.count >= end + 4 + length {
                     let body = String(decoding: received[(end + 4)..<(end + 4 + length)], as: UTF8.self)
                     received.removeFirst(end + 4 + length)
-                    return (status, body)
+                    return (status, headers, body)
                 }
             }
             guard readMore() else { return nil }

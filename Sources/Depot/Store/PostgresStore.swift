@@ -74,7 +74,8 @@ public struct PostgresStore: MessageStore {
     }
 
     public func claimHead(consumer: String, lease: Duration) async throws -> Message? {
-        try await pool.query(Self.messageClaimHead(store: name, consumer: consumer, lease: lease)).map(Self.message(from:)).first
+        let statement = Self.messageClaimHead(store: name, consumer: consumer, lease: lease)
+        return try await pool.withConnection { try await ClaimPlan.run(statement, on: $0) }.map(Self.message(from:)).first
     }
 
     /// One statement, one commit: the ack's DELETE and the next claim share a transaction.
@@ -338,7 +339,8 @@ public struct PostgresStore: MessageStore {
             """
     }
 
-    /// The head of the store in delivery order, leased only when it is due and free. Read without
+    /// Sent through `ClaimPlan.run`, so the head is read from `messages_claim_order`, not found by
+    /// sorting the store. The head of the store in delivery order, leased only when it is due and free. Read without
     /// a lock first, then locked with SKIP LOCKED: a member that finds the head locked by another
     /// claims nothing rather than the message behind it.
     static func messageClaimHead(store: String, consumer: String, lease: Duration) -> SQL {

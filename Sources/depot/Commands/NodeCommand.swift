@@ -71,8 +71,11 @@ let nodeCommand = Command(
         FileHandle.standardError.write(Data("depot node \(name): HTTP on \(listen.host):\(started.port)\n".utf8))
         server = started
     }
+    // In order: stop accepting and answer every request already read (a committed message gets
+    // its 202), then stop claiming, finish or release what is held, deregister. The handler runs
+    // on a dispatch thread, where the server's shutdown may block.
     let signals = onTerminationSignals { [server] _ in
-        server?.stop()
+        server?.shutdown()
         Task { await node.stop() }
     }
     defer { signals.forEach { $0.cancel() } }
