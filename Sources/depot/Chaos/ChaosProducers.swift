@@ -31,8 +31,15 @@ final class ChaosProducers: Sendable {
         counter.isMultiple(of: 2) ? 1 : Int.random(in: 64...120)
     }
 
-    /// One HTTP producer, posting to a random node each time.
-    func runHTTP(ports: [Int], store: String, client: HTTPClient) async {
+    /// What one request or store call came to.
+    private enum Answer {
+        case accepted(ids: [String], heldIn: Bool)
+        case refused(status: Int)
+    }
+
+    /// Sends at the pace until told to stop: `send(counter, size)` stores `size` messages; a
+    /// throw is a request without an answer, counted and not retried.
+    private func loop(_ send: (_ counter: Int, _ size: Int) async throws -> Answer) async {
         var counter = Int.random(in: 0...1)
         var sent = 0
         let start = ContinuousClock.now
@@ -41,7 +48,25 @@ final class ChaosProducers: Sendable {
             counter += 1
             let size = Self.nextSize(counter)
             sent += size
-            let port = ports.randomElement()!
+            do {
+                switch try await send(counter, size) {
+                case .accepted(let ids, let heldIn):
+                    ledger.accept(ids, heldIn: heldIn)
+                    continue
+                case .refused(let status):
+                    ledger.refused(status: status)
+                }
+            } catch {
+                ledger.unanswered(messages: size)
+            }
+            // A node that is not listening yet or a database that is down: breathe.
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    /// One HTTP producer, posting to a random node each time.
+    func runHTTP(ports: [Int], store: String, client: HTTPClient) async {
+        await loop { counter, size in
             let request: HTTPRequest
             if size == 1 {
                 request = HTTPRequest(method: "POST", target: "/stores/\(store)/messages", headers: ["Content-Type": "text/plain"],
@@ -51,44 +76,20 @@ final class ChaosProducers: Sendable {
                 request = HTTPRequest(method: "POST", target: "/stores/\(store)/messages/batch",
                                       headers: ["Content-Type": "application/x-ndjson"], body: Data(lines.utf8))
             }
-            do {
-                let response = try await client.send(request, to: URL(string: "http://127.0.0.1:\(port)\(request.target)")!, timeout: .seconds(20))
-                guard response.status == 202 else {
-                    ledger.refused(status: response.status)
-                    // A node that is not listening yet or a database that is down: breathe.
-                    try? await Task.sleep(for: .milliseconds(50))
-                    continue
-                }
-                ledger.accept(try Self.acceptedIds(response.body), heldIn: response.headers["Depot-Held-In"] != nil)
-            } catch {
-                ledger.unanswered(messages: size)
-                try? await Task.sleep(for: .milliseconds(50))
-            }
+            let port = ports.randomElement()!
+            let response = try await client.send(request, to: URL(string: "http://127.0.0.1:\(port)\(request.target)")!, timeout: .seconds(20))
+            guard response.status == 202 else { return .refused(status: response.status) }
+            return .accepted(ids: try Self.acceptedIds(response.body), heldIn: response.headers["Depot-Held-In"] != nil)
         }
     }
 
     /// One producer through the Swift library's `Producer`, storing into `store`.
     func runLibrary(producer: Producer, store: String) async {
-        var counter = Int.random(in: 0...1)
-        var sent = 0
-        let start = ContinuousClock.now
-        while !stop.load(ordering: .relaxed) {
-            await keepPace(sent: sent, since: start)
-            counter += 1
-            let size = Self.nextSize(counter)
-            sent += size
-            do {
-                let receipt: ProducerReceipt
-                if size == 1 {
-                    receipt = try await producer.store(OutgoingMessage(text: "chaos library single \(counter)"), in: store)
-                } else {
-                    receipt = try await producer.store((0..<size).map { OutgoingMessage(text: "chaos library batch \(counter) item \($0)") }, in: store)
-                }
-                ledger.accept(receipt.receipts.map { $0.id.uuidString.lowercased() }, heldIn: receipt.heldIn != nil)
-            } catch {
-                ledger.unanswered(messages: size)
-                try? await Task.sleep(for: .milliseconds(50))
-            }
+        await loop { counter, size in
+            let receipt = size == 1
+                ? try await producer.store(OutgoingMessage(text: "chaos library single \(counter)"), in: store)
+                : try await producer.store((0..<size).map { OutgoingMessage(text: "chaos library batch \(counter) item \($0)") }, in: store)
+            return .accepted(ids: receipt.receipts.map { $0.id.uuidString.lowercased() }, heldIn: receipt.heldIn != nil)
         }
     }
 
