@@ -6,7 +6,7 @@ import Glibc
 
 /// Every verb, in the order `depot --help` lists them.
 let commands: [Command] = [
-    migrateCommand, storeCommand, statsCommand, storesCommand, peekCommand, processorsCommand, processorCommand,
+    migrateCommand, storeCommand, statsCommand, storesCommand, peekCommand, messagesCommand, processorsCommand, processorCommand,
     deadLettersCommand, nodesCommand, nodeCommand, echoServerCommand, importSynapseCommand, benchCommand, chaosCommand,
 ]
 

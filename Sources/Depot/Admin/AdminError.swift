@@ -8,6 +8,8 @@ public struct AdminError: Error, Sendable, CustomStringConvertible {
         case notFound
         /// An argument was out of range or malformed.
         case invalidArgument
+        /// The message is being delivered; the operation needs `force`.
+        case inUse
     }
     public let code: Code
     public let message: String
@@ -22,7 +24,7 @@ public struct AdminError: Error, Sendable, CustomStringConvertible {
 
     public var description: String { hint.map { "\(message); \($0)" } ?? message }
 
-    /// The admin functions' own refusals (undefined_object, invalid_parameter_value), as `AdminError`.
+    /// The admin functions' own refusals (undefined_object, invalid_parameter_value, object_in_use), as `AdminError`.
     static func translating<T>(_ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
@@ -30,9 +32,12 @@ public struct AdminError: Error, Sendable, CustomStringConvertible {
             throw AdminError(.notFound, error.message, hint: error.hint)
         } catch let error as PostgresError where error.sqlState == invalidParameterValue {
             throw AdminError(.invalidArgument, error.message, hint: error.hint)
+        } catch let error as PostgresError where error.sqlState == objectInUse {
+            throw AdminError(.inUse, error.message, hint: error.hint)
         }
     }
 
     static let undefinedObject = SQLState("42704")
     static let invalidParameterValue = SQLState("22023")
+    static let objectInUse = SQLState("55006")
 }

@@ -34,5 +34,6 @@ extension Migration {
         Migration(file: "0012_cluster_pace.sql", bytes: PackageResources._012_cluster_pace_sql),
         Migration(file: "0013_in_order.sql", bytes: PackageResources._013_in_order_sql),
         Migration(file: "0015_consumer_api.sql", bytes: PackageResources._015_consumer_api_sql),
+        Migration(file: "0016_message_operations.sql", bytes: PackageResources._016_message_operations_sql),
     ]
 }
