@@ -30,6 +30,8 @@ struct SynapseMIMappingTests {
               <parameter name="throttle.interval">200</parameter>
               <parameter name="member.count">3</parameter>
               <parameter name="bind.processor.server">node-b</parameter>
+              <parameter name="max.store.connection.attempts">5</parameter>
+              <parameter name="store.connection.retry.interval">2000</parameter>
             </messageProcessor>
             """)
         #expect(plan.errors.isEmpty)
@@ -37,6 +39,7 @@ struct SynapseMIMappingTests {
         #expect(row.rateLimit == 5)
         #expect(row.memberCount == 3)
         #expect(row.pinnedServers == ["node-b"])
+        #expect(row.maxStoreConnectionAttempts == 5 && row.storeConnectionRetryIntervalMs == 2000)
         let notes = plan.notes.map(\.description)
         #expect(notes.contains { $0.contains("throttle.interval 200 ms between messages is rate_limit 5.0 messages per second") }, "\(notes)")
         #expect(notes.contains { $0.contains("member_count counts members on each node") })
@@ -47,6 +50,7 @@ struct SynapseMIMappingTests {
         try await SynapseImport(pool: cluster.pool).write(plan)
         let definition = try #require(try await ProcessorCatalog(pool: cluster.pool).snapshot().processors.first)
         #expect(definition.rateLimit == 5 && definition.inOrder)
+        #expect(definition.maxStoreConnectionAttempts == 5 && definition.storeConnectionRetryIntervalMilliseconds == 2000)
         #expect(SynapseMIMappingTests.dryRunHas(plan, "rate_limit"), "the dry-run SQL sets rate_limit")
     }
 

@@ -93,6 +93,9 @@ public struct ImportedProcessor: Sendable, Equatable, Codable {
     public var rateLimit: Double?
     /// MI's forwarding order: on for imported forwarding processors.
     public var inOrder: Bool = false
+    /// MI's max.store.connection.attempts (-1 keeps trying) and store.connection.retry.interval.
+    public var maxStoreConnectionAttempts: Int = -1
+    public var storeConnectionRetryIntervalMs: Int = 1000
     public var source: ImportSource
 
     public init(name: String, kind: String, store: String, source: ImportSource) {

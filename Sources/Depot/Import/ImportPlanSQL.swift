@@ -32,6 +32,8 @@ extension ImportPlan {
                 ("member_count", String(p.memberCount)),
                 ("pinned_servers", p.pinnedServers.isEmpty ? "'{}'::text[]" : "ARRAY[\(p.pinnedServers.map { literal($0) }.joined(separator: ", "))]"),
                 ("rate_limit", p.rateLimit.map { String($0) } ?? "NULL"), ("in_order", String(p.inOrder)),
+                ("max_store_connection_attempts", String(p.maxStoreConnectionAttempts)),
+                ("store_connection_retry_interval_ms", String(p.storeConnectionRetryIntervalMs)),
             ]
             lines.append(source(p.source))
             lines.append("INSERT INTO depot.processors (\(columns.map(\.0).joined(separator: ", ")))")

@@ -136,8 +136,16 @@ enum ProcessorMapping {
             default: row.deactivateHandler = handler.name
             }
             note(handler.isStock ? .note : .warning, handler.explanation)
-        case "max.store.connection.attempts", "store.connection.retry.interval":
-            note(.note, "not mapped: a Depot node reconnects to PostgreSQL by itself for as long as it runs; the processor is never deactivated for a lost connection")
+        case "max.store.connection.attempts":
+            if let number = Values.int(parameter, subject, into: &plan) {
+                guard number == -1 || number >= 1 else {
+                    plan.errors.append(ImportNote(.error, parameter.location, subject, "must be -1 (keep trying) or at least 1, got \(number)"))
+                    return
+                }
+                row.maxStoreConnectionAttempts = number
+            }
+        case "store.connection.retry.interval":
+            if let number = Values.int(parameter, subject, into: &plan) { row.storeConnectionRetryIntervalMs = max(10, number) }
         case "throttle.limit":
             note(.warning, "not mapped: the pace is rate_limit, from throttle and throttle.interval")
         case "quartz.conf", "axis2.repo", "axis2.config", "bind.to.server":

@@ -143,6 +143,12 @@ public actor Node {
         beatSignal.close()
     }
 
+    /// Processors here that gave up reaching the database (`max_store_connection_attempts`)
+    /// and wait for their deactivation to be written.
+    public func processorsThatGaveUp() -> [String] {
+        running.filter { $0.value.runtime.gaveUp }.map(\.key).sorted()
+    }
+
     /// Processor names running here now, with their member counts.
     public func runningProcessors() -> [String: Int] {
         running.mapValues { $0.runtime.definition.memberCount }
@@ -174,7 +180,10 @@ public actor Node {
         // that did not reach the database, or a row reactivated before this node saw it go off).
         let before = runningProcessors()
         defer { if runningProcessors() != before { beatSignal.wake() } }
-        for (name, entry) in running where plans[name]?.fingerprint != entry.runtime.plan.fingerprint || entry.runtime.isStopping {
+        // A processor that gave up reaching the database stays stopped while its row, still
+        // active until its deactivation is written, says to run it.
+        for (name, entry) in running where plans[name]?.fingerprint != entry.runtime.plan.fingerprint
+            || (entry.runtime.isStopping && !entry.runtime.gaveUp) {
             entry.runtime.stop()
             let id = UUID()
             finishing[id] = Task {

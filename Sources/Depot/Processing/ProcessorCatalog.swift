@@ -28,7 +28,8 @@ public struct ProcessorCatalog: Sendable {
                 SELECT name, kind, store, target_endpoint, target_store, handler, interval_ms, cron, batch_size,
                        concurrency, retry_interval_ms, max_delivery_attempts, max_delivery_drop, fail_store,
                        non_retry_status_codes, reply_handler, fault_handler, deactivate_handler, is_active,
-                       member_count, pinned_servers, rate_limit, in_order
+                       member_count, pinned_servers, rate_limit, in_order, max_store_connection_attempts,
+                       store_connection_retry_interval_ms
                 FROM depot.processors ORDER BY name
                 """).map(Self.processor(from:))
             var endpoints: [String: EndpointDefinition] = [:]
@@ -89,6 +90,8 @@ public struct ProcessorCatalog: Sendable {
         definition.pinnedServers = try row.decode("pinned_servers")
         definition.rateLimit = try row.decode("rate_limit")
         definition.inOrder = try row.decode("in_order")
+        definition.maxStoreConnectionAttempts = try row.decode("max_store_connection_attempts")
+        definition.storeConnectionRetryIntervalMilliseconds = try row.decode("store_connection_retry_interval_ms")
         return definition
     }
 }

@@ -50,6 +50,11 @@ public struct ProcessorDefinition: Sendable, Equatable, Codable {
     /// until it is done (MI's forwarding order). Default false: later messages may overtake one
     /// that waits for its retry.
     public var inOrder: Bool = false
+    /// Failed attempts in a row to reach the database before the processor stops and is
+    /// deactivated (MI's max.store.connection.attempts); -1 keeps trying. Default -1.
+    public var maxStoreConnectionAttempts: Int = -1
+    /// The wait between those attempts (MI's store.connection.retry.interval). Default 1000.
+    public var storeConnectionRetryIntervalMilliseconds: Int = 1000
 
     public init(name: String, kind: ProcessorKind, store: String) {
         self.name = name

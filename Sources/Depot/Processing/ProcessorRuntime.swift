@@ -57,6 +57,28 @@ final class ProcessorRuntime: @unchecked Sendable {
         return min(idlePoll, .milliseconds(max(10, definition.retryIntervalMilliseconds)))
     }
 
+    /// Set once the processor gave up reaching the database; the node then leaves it stopped
+    /// until its row is deactivated (written by `giveUp` once the database answers).
+    var gaveUp: Bool { lock.withLock { deactivation != nil } }
+    private var deactivation: Task<Void, Never>?
+
+    /// Stops the processor and deactivates its row with `reason`, trying every retry interval
+    /// until the database answers (MI deactivates a processor that cannot reach its store).
+    private func giveUp(_ reason: String) {
+        let (catalog, name, node, interval) = (catalog, definition.name, node, definition.storeConnectionRetryIntervalMilliseconds)
+        lock.withLock {
+            guard deactivation == nil else { return }
+            deactivation = Task {
+                NodeLog.error(node: node, "processor \(name) stopped: \(reason)")
+                while true {
+                    if (try? await catalog.deactivate(name, reason: reason)) != nil { return }
+                    try? await Task.sleep(for: .milliseconds(interval))
+                }
+            }
+        }
+        stop()
+    }
+
     /// Stops claiming; members deliver what they are delivering and release the rest.
     func stop() {
         lock.withLock { stopping = true }
@@ -68,6 +90,7 @@ final class ProcessorRuntime: @unchecked Sendable {
 
     private func runMember(consumer: String) async {
         var backoff = Backoff()
+        var unreachable = 0
         var idle = IdleLook(looks: plan.source.mayHaveUnannouncedWrites)
         while !isStopping {
             do {
@@ -90,12 +113,22 @@ final class ProcessorRuntime: @unchecked Sendable {
                     }
                 }
                 backoff.succeeded()
+                unreachable = 0
             } catch {
                 // The database is unreachable or refused: say so once per streak and back off. A
                 // notification (new messages, or the node's listener connected again) means the
                 // database answers: try again at once.
-                let wait = backoff.failed()
+                var wait = backoff.failed()
                 if backoff.failures == 1 { NodeLog.warning(node: node, "processor \(definition.name): \(error); retrying") }
+                if Producer.isUnavailability(error) {
+                    unreachable += 1
+                    let limit = definition.maxStoreConnectionAttempts
+                    if limit > 0, unreachable >= limit {
+                        giveUp("the database could not be reached in \(unreachable) attempts in a row (max_store_connection_attempts \(limit)): \(error)")
+                        return
+                    }
+                    wait = .milliseconds(definition.storeConnectionRetryIntervalMilliseconds)
+                }
                 await work.wait(timeout: wait)
             }
         }

@@ -35,5 +35,6 @@ extension Migration {
         Migration(file: "0013_in_order.sql", bytes: PackageResources._013_in_order_sql),
         Migration(file: "0015_consumer_api.sql", bytes: PackageResources._015_consumer_api_sql),
         Migration(file: "0016_message_operations.sql", bytes: PackageResources._016_message_operations_sql),
+        Migration(file: "0017_store_connection.sql", bytes: PackageResources._017_store_connection_sql),
     ]
 }
