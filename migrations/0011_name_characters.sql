@@ -56,3 +56,10 @@ CREATE TRIGGER processors_name_characters BEFORE INSERT OR UPDATE OF name ON dep
     FOR EACH ROW EXECUTE FUNCTION depot.name_characters_check();
 CREATE TRIGGER nodes_name_characters BEFORE INSERT OR UPDATE OF name ON depot.nodes
     FOR EACH ROW EXECUTE FUNCTION depot.name_characters_check();
+
+-- The endpoint decides which message headers go to it: NULL (the default) lets every message
+-- header pass but those the row's headers set and the connection's own (Host, hop-by-hop);
+-- an array lets only the names it lists pass (compared without case), '{}' none.
+ALTER TABLE depot.endpoints ADD COLUMN message_headers text[];
+COMMENT ON COLUMN depot.endpoints.message_headers IS
+    'message headers that may go to this endpoint (case-insensitive); NULL: all but those the row sets, Host and hop-by-hop fields';

@@ -26,11 +26,11 @@ public final class HTTPClient: @unchecked Sendable {
     /// the response, whatever its status. Throws `HTTPTransportError` when no response came.
     public func send(_ request: HTTPRequest, to url: URL, timeout: Duration) async throws -> HTTPResponse {
         guard let scheme = url.scheme?.lowercased(), let host = url.host, !host.isEmpty else {
-            throw HTTPTransportError.connect("\"\(url.absoluteString)\" is not an http:// or https:// URL with a host")
+            throw HTTPTransportError.connect("\"\(url.redactedForDisplay)\" is not an http:// or https:// URL with a host")
         }
         if scheme == "https" { return try await sendWithURLSession(request, to: url, timeout: timeout) }
         guard scheme == "http" else {
-            throw HTTPTransportError.connect("\"\(url.absoluteString)\" has scheme \(scheme); use http:// or https://")
+            throw HTTPTransportError.connect("\"\(url.redactedForDisplay)\" has scheme \(scheme); use http:// or https://")
         }
         let port = url.port ?? 80
         var outgoing = request

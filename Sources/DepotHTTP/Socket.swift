@@ -67,12 +67,15 @@ final class Socket: @unchecked Sendable {
                 systemConnect(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), address.length)
             }
             if result == 0 || errno == EINPROGRESS {
-                if result == 0 || (Socket.poll(fd, events: Int16(POLLOUT), deadline: deadline) && Socket.pendingError(fd) == 0) {
+                // SO_ERROR is read once: reading it clears it, and a second read made a refused
+                // connection look like one that "timed out after 29.999884337 seconds".
+                let ready = result == 0 || Socket.poll(fd, events: Int16(POLLOUT), deadline: deadline)
+                let code = result == 0 || !ready ? 0 : Socket.pendingError(fd)
+                if ready && code == 0 {
                     _ = fcntl(fd, F_SETFL, flags)
                     return Socket(descriptor: fd)
                 }
-                let code = Socket.pendingError(fd)
-                lastError = code == 0 ? "timed out after \(timeout)" : String(cString: strerror(code))
+                lastError = ready ? String(cString: strerror(code)) : "timed out after \(timeout)"
             } else {
                 lastError = String(cString: strerror(errno))
             }

@@ -54,4 +54,31 @@ struct EndpointHeaderTests {
         #expect(headers.values("Depot-Message-Id").count == 1 && headers["Depot-Message-Id"] != "forged")
         #expect(headers.values("X-Trace") == ["trace-7"], "a header the endpoint does not set still passes")
     }
+
+    @Test("an endpoint with message_headers = '{X-Trace}' gets X-Trace from the message and no other message header")
+    func endpointChoosesMessageHeaders() async throws {
+        let cluster = try await Cluster.fresh()
+        let recorder = Recorder()
+        let backEnd = HTTPServer(.init()) { request in
+            recorder.record(request.headers)
+            return HTTPResponse(status: 200)
+        }
+        try backEnd.start()
+        defer { backEnd.stop() }
+        try await cluster.sql("""
+            INSERT INTO depot.stores (name) VALUES ('orders');
+            INSERT INTO depot.endpoints (name, url, message_headers) VALUES ('backend', 'http://127.0.0.1:\(backEnd.port)/in', '{x-trace}');
+            INSERT INTO depot.processors (name, kind, store, target_endpoint, interval_ms) VALUES ('forwarder', 'forwarding', 'orders', 'backend', 0);
+            """)
+        _ = try await PostgresStore(name: "orders", pool: cluster.pool).store([
+            OutgoingMessage(payload: Data("x".utf8), headers: ["X-Trace": "t-1", "Authorization": "Bearer producer", "X-Other": "o"]),
+        ])
+        let node = cluster.startNode("node-a")
+        let delivered = try await eventually { !recorder.requests.isEmpty }
+        try await node.stop()
+        #expect(delivered)
+        let headers = try #require(recorder.requests.first)
+        #expect(headers.values("X-Trace") == ["t-1"])
+        #expect(headers.values("Authorization").isEmpty && headers.values("X-Other").isEmpty, "\(headers)")
+    }
 }

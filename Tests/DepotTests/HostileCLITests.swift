@@ -63,4 +63,21 @@ struct HostileCLITests {
             #expect(!stderr.contains("HTTP on"))
         }
     }
+
+    @Test("depot node with a --journal folder it cannot write (a file, or under a file) exits 78 in one line naming the folder")
+    func unusableJournalFolder() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("journal-file-\(UUID().uuidString.prefix(8))")
+        try Data("x".utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        for (folder, http) in [(file.path, false), (file.path + "/journal", false), (file.path + "/journal", true)] {
+            // A node that accepts the folder waits for its database for ever: it gets 10 s, then SIGKILL.
+            let child = try ChildProcess(depotExecutable.path, ["node", "--name", "a", "--journal", folder] + (http ? ["--http", "127.0.0.1:0"] : []),
+                                         environment: ["DEPOT_DATABASE_URL": "postgres://depot@127.0.0.1:1/depot?connect_timeout=1"])
+            defer { child.cleanUp() }
+            let timer = Task { try await Task.sleep(for: .seconds(10)); child.signal(SIGKILL) }
+            let status = await child.wait()
+            timer.cancel()
+            Self.expectOneLine(status, child.stderr, status: 78, containing: "the journal folder \(folder) cannot be written", "--journal \(folder)")
+        }
+    }
 }

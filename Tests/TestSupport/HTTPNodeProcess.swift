@@ -7,14 +7,17 @@ import Glibc
 public struct HTTPNodeProcess: Sendable {
     public let child: ChildProcess
     public let port: Int
+    /// Its --journal folder, removed by `kill()`.
+    let journal: String
 
     /// Its resident memory now and at its peak, from /proc/PID/status.
     public var memory: ProcessMemory { ProcessMemory(pid: child.pid) }
 
-    /// Stops it with SIGKILL and removes its output files.
+    /// Stops it with SIGKILL and removes its output files and journal folder.
     public func kill() {
         child.signal(SIGKILL)
         child.cleanUp()
+        try? FileManager.default.removeItem(atPath: journal)
     }
 }
 
@@ -39,10 +42,10 @@ public struct ProcessMemory: Sendable, CustomStringConvertible {
 extension Cluster {
     /// Starts `depot node --http 127.0.0.1:0` on this database and waits until it listens.
     public func startHTTPNodeProcess(_ name: String, environment: [String: String] = [:], arguments: [String] = []) async throws -> HTTPNodeProcess {
+        let journal = FileManager.default.temporaryDirectory.appendingPathComponent("depot-journal-\(UUID().uuidString.prefix(8))").path
         let child = try ChildProcess(depotExecutable.path,
                                      ["node", "--name", name, "--http", "127.0.0.1:0", "--lease", "2s", "--reconcile", "1s", "--heartbeat", "1s",
-                                      "--journal", FileManager.default.temporaryDirectory.appendingPathComponent("depot-journal-\(UUID().uuidString.prefix(8))").path]
-                                        + arguments,
+                                      "--journal", journal] + arguments,
                                      environment: ["DEPOT_DATABASE_URL": url].merging(environment) { $1 })
         var port: Int?
         _ = try await eventually(timeout: .seconds(20)) {
@@ -56,6 +59,6 @@ extension Cluster {
             struct NotListening: Error, CustomStringConvertible { let description: String }
             throw NotListening(description: "depot node never said where it listens: \(child.stderr)")
         }
-        return HTTPNodeProcess(child: child, port: port)
+        return HTTPNodeProcess(child: child, port: port, journal: journal)
     }
 }

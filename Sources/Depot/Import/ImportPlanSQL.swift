@@ -5,7 +5,9 @@ extension ImportPlan {
     /// prints. Runnable in psql; the import itself binds every value as a parameter.
     public var sqlScript: String {
         var lines = ["BEGIN;"]
-        func source(_ source: ImportSource) -> String { "-- \(source.element) \(source.name) (\(source.location))" }
+        // What a file names goes into a comment on one line: a line break would end the comment
+        // and run the rest (a parameter named "&#10;DROP TABLE …" did, piped into psql).
+        func source(_ source: ImportSource) -> String { "-- " + Quoting.oneLine("\(source.element) \(source.name) (\(source.location))") }
         for store in stores {
             lines.append(source(store.source))
             lines.append("INSERT INTO depot.stores (name, kind, description) VALUES (\(literal(store.name)), \(literal(store.kind)), \(literal(store.description)))")
@@ -45,7 +47,6 @@ extension ImportPlan {
     }
 
     private func literal(_ text: String?) -> String {
-        guard let text else { return "NULL" }
-        return "'" + text.replacingOccurrences(of: "'", with: "''") + "'"
+        text.map(Quoting.sql) ?? "NULL"
     }
 }

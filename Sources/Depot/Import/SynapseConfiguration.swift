@@ -153,7 +153,8 @@ public struct SynapseConfiguration: Sendable, Equatable {
         case "proxy", "api", "inboundEndpoint":
             let stores = Self.storeMediators(in: element)
             let producers = stores.isEmpty ? "" : "; its <store messageStore=\"\(stores.joined(separator: "\", \""))\"> becomes a producer: "
-                + "POST /stores/\(stores[0])/messages on a node run with --http, depot store \(stores[0]), or depot.store('\(stores[0])', …)"
+                + "POST /stores/\(stores[0].addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? stores[0])/messages "
+                + "on a node run with --http, depot store \(Quoting.shell(stores[0])), or depot.store(\(Quoting.sql(stores[0])), …)"
             return "Depot runs no Synapse \(element.name) (mediation); not imported\(producers)"
         case "localEntry", "registry", "taskManager", "task", "template", "import", "eventSource", "executor", "priorityExecutor":
             return "Depot has no equivalent of a Synapse \(element.name); not imported"

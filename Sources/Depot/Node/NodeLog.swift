@@ -16,24 +16,6 @@ public enum NodeLog {
         FileHandle.standardError.write(Data("\(time) \(level) [\(escaped(node))] \(escaped(message))\n".utf8))
     }
 
-    /// `text` with its control and invisible characters escaped; unchanged (and not copied) when it has none.
-    public static func escaped(_ text: String) -> String {
-        guard text.unicodeScalars.contains(where: needsEscape) else { return text }
-        var result = ""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result += "\\t"
-            case _ where needsEscape(scalar): result += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
-            default: result.unicodeScalars.append(scalar)
-            }
-        }
-        return result
-    }
-
-    private static func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
-        scalar.value < 0x20 || (scalar.value >= 0x7F && scalar.value < 0xA0)
-            || NameCharacters.refused.contains { $0.contains(scalar.value) }
-    }
+    /// `text` with its control and invisible characters escaped (see `Quoting.oneLine`).
+    public static func escaped(_ text: String) -> String { Quoting.oneLine(text) }
 }

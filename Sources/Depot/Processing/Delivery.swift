@@ -39,7 +39,8 @@ struct EndpointTarget: DeliveryTarget {
             if nonRetryStatusCodes.contains(response.status) { return .rejected(reason: reason, response: response) }
             return .failed(reason: reason, response: response)
         } catch {
-            return .failed(reason: "endpoint \(endpoint.name) (\(endpoint.url.absoluteString)): \(error)", response: nil)
+            // Redacted: the reason goes to last_error, deactivated_reason and the logs.
+            return .failed(reason: "endpoint \(endpoint.name) (\(endpoint.url.redactedForDisplay)): \(error)", response: nil)
         }
     }
 

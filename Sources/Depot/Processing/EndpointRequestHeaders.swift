@@ -3,7 +3,8 @@ import DepotHTTP
 /// The headers of a delivery request: the message's own, then the endpoint row's over them, then
 /// Depot's. A producer must not be able to override what the operator set on the endpoint
 /// (an `Authorization`, an API key) nor steer the connection: message headers named `Host` or a
-/// hop-by-hop field (RFC 9110 7.6.1) are left out, as are those Depot sets itself.
+/// hop-by-hop field (RFC 9110 7.6.1) are left out, as are those Depot sets itself; an endpoint
+/// with `message_headers` lets only the names it lists pass.
 enum EndpointRequestHeaders {
     /// Names a message header may not carry onto the wire, lowercased.
     static let reserved: Set<String> = [
@@ -28,6 +29,7 @@ enum EndpointRequestHeaders {
     /// Whether the message header `name` goes with the request to `endpoint`.
     static func passes(_ name: String, _ endpoint: EndpointDefinition) -> Bool {
         let lowered = name.lowercased()
+        if let allowed = endpoint.messageHeaders, !allowed.contains(where: { $0.lowercased() == lowered }) { return false }
         return !reserved.contains(lowered) && !endpoint.headers.keys.contains { $0.lowercased() == lowered }
     }
 }

@@ -34,10 +34,11 @@ public struct ProcessorCatalog: Sendable {
                 """).map(Self.processor(from:))
             var endpoints: [String: EndpointDefinition] = [:]
             var unusable: [String: String] = [:]
-            for row in try await connection.query("SELECT name, url, method, timeout_ms, headers FROM depot.endpoints") {
-                let (name, url, method, timeout, headers) = try row.decode((String, String, String, Int, [String: String]).self)
+            for row in try await connection.query("SELECT name, url, method, timeout_ms, headers, message_headers FROM depot.endpoints") {
+                let (name, url, method, timeout, headers, messageHeaders) = try row.decode((String, String, String, Int, [String: String], [String]?).self)
                 if let parsed = URL(string: url), parsed.host != nil {
-                    endpoints[name] = EndpointDefinition(name: name, url: parsed, method: method, timeoutMilliseconds: timeout, headers: headers)
+                    endpoints[name] = EndpointDefinition(name: name, url: parsed, method: method, timeoutMilliseconds: timeout, headers: headers,
+                                                         messageHeaders: messageHeaders)
                 } else {
                     unusable[name] = "endpoint \"\(name)\" has url \"\(url)\", which is not a URL with a host"
                 }

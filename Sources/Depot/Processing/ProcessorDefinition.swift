@@ -85,12 +85,18 @@ public struct EndpointDefinition: Sendable, Equatable, Codable {
     /// Sent with every request; a message header of the same name is left out (the row wins).
     public var headers: [String: String] = [:]
 
-    public init(name: String, url: URL, method: String = "POST", timeoutMilliseconds: Int = 30000, headers: [String: String] = [:]) {
+    /// The message headers that may go to the endpoint (names compared without case); nil lets
+    /// every one pass but those `headers` sets and the connection's own. Default nil.
+    public var messageHeaders: [String]?
+
+    public init(name: String, url: URL, method: String = "POST", timeoutMilliseconds: Int = 30000, headers: [String: String] = [:],
+                messageHeaders: [String]? = nil) {
         self.name = name
         self.url = url
         self.method = method
         self.timeoutMilliseconds = timeoutMilliseconds
         self.headers = headers
+        self.messageHeaders = messageHeaders
     }
 
     public var timeout: Duration { .milliseconds(timeoutMilliseconds) }

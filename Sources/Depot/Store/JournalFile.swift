@@ -145,7 +145,7 @@ final class JournalFile: @unchecked Sendable {
     private static func corrupt(path: String, offset: Int, _ problem: String, following: Int) -> JournalError {
         JournalError(.corrupt, path: path,
                      "\(problem) at byte offset \(offset), with \(following) more bytes after it: the file is damaged, not just cut short",
-                     hint: "stop depot, move the file aside (mv '\(path)' '\(path).damaged') and start again with an empty journal; "
+                     hint: "stop depot, move the file aside (mv \(Quoting.shell(path)) \(Quoting.shell(path + ".damaged"))) and start again with an empty journal; "
                          + "the records before byte \(offset) can be recovered from the moved file")
     }
 

@@ -164,7 +164,7 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
 
     static func undeclared(_ store: String) -> StoreError {
         StoreError(.undeclaredStore, "store \"\(store)\" is not declared",
-                   hint: "declare it first: depot stores add '\(store)' (or INSERT INTO depot.stores (name) VALUES (...))")
+                   hint: "declare it first: depot stores add \(Quoting.shell(store)) (or INSERT INTO depot.stores (name) VALUES (\(Quoting.sql(store))))")
     }
 
     static func checkLimit(_ limit: Int) throws {

@@ -60,7 +60,7 @@ let importSynapseCommand = Command(
     if dryRun {
         print("-- dry run: nothing was written; the import would run:")
         print(plan.sqlScript)
-        plan.notes.forEach { print("-- \($0)") }
+        plan.notes.forEach { print("-- " + Quoting.oneLine("\($0)")) }
         return
     }
     printImport(plan, written: written)
@@ -79,15 +79,15 @@ private struct ImportReport: Encodable {
 /// One line per row (`store JMSMS (postgres) ← messageStore JMSMS (…JmsStore)`), the notes, and a total.
 private func printImport(_ plan: ImportPlan, written: [WrittenRow]) {
     for store in plan.stores {
-        print("store \(store.name) (\(store.kind)) ← messageStore \(store.source.name) (\(store.source.type))")
+        print(Quoting.oneLine("store \(store.name) (\(store.kind)) ← messageStore \(store.source.name) (\(store.source.type))"))
     }
     for endpoint in plan.endpoints {
-        print("endpoint \(endpoint.name) (\(endpoint.method) \(endpoint.url)) ← endpoint \(endpoint.source.name) (\(endpoint.source.type))")
+        print(Quoting.oneLine("endpoint \(endpoint.name) (\(endpoint.method) \(endpoint.url)) ← endpoint \(endpoint.source.name) (\(endpoint.source.type))"))
     }
     for processor in plan.processors {
-        print("processor \(processor.name) (\(processor.kind)) ← messageProcessor \(processor.source.name) (\(processor.source.type))")
+        print(Quoting.oneLine("processor \(processor.name) (\(processor.kind)) ← messageProcessor \(processor.source.name) (\(processor.source.type))"))
     }
-    plan.notes.forEach { print($0) }
+    plan.notes.forEach { print(Quoting.oneLine("\($0)")) }
     let created = written.filter(\.created).count
     func count(_ number: Int, _ noun: String) -> String { "\(number) \(noun)\(number == 1 ? "" : "s")" }
     print("imported \(count(plan.stores.count, "store")), \(count(plan.endpoints.count, "endpoint")), "

@@ -53,6 +53,7 @@ let nodeCommand = Command(
     guard primaryTimeout > .zero else { throw CLIFailure.usage("--primary-timeout must be longer than 0") }
     let connections = try arguments.integer("connections", in: 2...1000) ?? 10
     let journalFolder = arguments.value("journal").map { URL(fileURLWithPath: $0) } ?? StoreDirectory.defaultJournalFolder
+    if arguments.value("journal") != nil || listen != nil { try checkJournalFolder(journalFolder) }
 
     let pool = ConnectionPool(.fromEnvironment(), maximumConnections: connections)
     let stores = StoreDirectory(pool: pool, journalFolder: journalFolder)
@@ -114,4 +115,25 @@ func httpToken(_ value: String?) throws -> String? {
         throw CLIFailure.configuration("DEPOT_HTTP_TOKEN cannot be sent in a header: \(problem)")
     }
     return value
+}
+
+/// Refuses to start with a journal folder this node cannot write: it keeps its journal stores
+/// and, with --http, the store routes there. Before, the node started with a multi-line warning
+/// and then answered 500 for every journal store (and for failover while the database was down).
+func checkJournalFolder(_ folder: URL) throws {
+    var reason: String?
+    do {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        // The system's own words (Foundation's are "the operation could not be completed").
+        let probe = folder.appendingPathComponent(".depot-write-check-\(getpid())").path
+        let fd = open(probe, O_CREAT | O_WRONLY | O_TRUNC, 0o600)
+        if fd < 0 { reason = String(cString: strerror(errno)) } else { close(fd); unlink(probe) }
+    } catch {
+        reason = mkdir(folder.path, 0o755) == 0 ? nil : String(cString: strerror(errno))
+        if reason == nil { rmdir(folder.path); reason = "\(error)" }
+    }
+    if let reason {
+        throw CLIFailure.configuration("the journal folder \(Quoting.shell(folder.path)) cannot be written: \(Quoting.oneLine(reason)); "
+            + "make it writable by this user or pick another with --journal or DEPOT_JOURNAL_DIR")
+    }
 }
