@@ -31,5 +31,6 @@ extension Migration {
         Migration(file: "0009_retention.sql", bytes: PackageResources._009_retention_sql),
         Migration(file: "0012_cluster_pace.sql", bytes: PackageResources._012_cluster_pace_sql),
         Migration(file: "0013_in_order.sql", bytes: PackageResources._013_in_order_sql),
+        Migration(file: "0014_message_groups.sql", bytes: PackageResources._014_message_groups_sql),
     ]
 }
