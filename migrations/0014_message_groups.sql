@@ -266,3 +266,200 @@ BEGIN
     RETURNING m.*;
 END
 $$;
+
+-- The aggregating processor (Spring's aggregator, released by size): it correlates its store's
+-- messages by the header correlation_header names (NULL: the message's group key), keeps each
+-- group in its store's groups, and when a group holds release_size messages sends one message
+-- (the members' payloads as a JSON array) to target_store. This replaces 0002's row check with
+-- the same rules plus the kind and its two columns.
+ALTER TABLE depot.processors ADD COLUMN release_size integer, ADD COLUMN correlation_header text;
+
+CREATE OR REPLACE FUNCTION depot.processors_check() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    problem text;
+    bookkeeping text[] := ARRAY['is_active', 'deactivated_reason', 'updated_at'];
+BEGIN
+    -- Switching a processor off (and saying why) is always allowed, even for a row written
+    -- before these rules: it is how a node disables a row it cannot run.
+    IF TG_OP = 'UPDATE' AND NOT NEW.is_active AND (to_jsonb(NEW) - bookkeeping) = (to_jsonb(OLD) - bookkeeping) THEN
+        NEW.updated_at := now();
+        RETURN NEW;
+    END IF;
+    IF NEW.name IS NULL OR char_length(NEW.name) NOT BETWEEN 1 AND 200 OR NEW.name ~ '[[:cntrl:]/]' THEN
+        PERFORM depot.refuse('processors', 'name', format('"%s" is not a usable name', NEW.name),
+            '1 to 200 characters, no control characters and no "/"');
+    END IF;
+    IF NEW.kind IS NULL OR NEW.kind NOT IN ('forwarding', 'sampling', 'failover-forwarding', 'aggregating') THEN
+        PERFORM depot.refuse('processors', 'kind', format('"%s" is not a processor kind', NEW.kind),
+            'use forwarding, sampling, failover-forwarding or aggregating');
+    END IF;
+    IF NEW.kind = 'aggregating' AND NEW.target_store IS NULL THEN
+        PERFORM depot.refuse('processors', 'target_store', 'is required for an aggregating processor',
+            'name the store released groups go to');
+    END IF;
+    IF NEW.kind = 'aggregating' AND NEW.release_size IS NULL THEN
+        PERFORM depot.refuse('processors', 'release_size', 'is required for an aggregating processor',
+            'e.g. 1000: a group is released when it holds that many messages');
+    END IF;
+    IF NEW.release_size IS NOT NULL AND NEW.release_size < 1 THEN
+        PERFORM depot.refuse('processors', 'release_size', format('is %s; it must be at least 1', NEW.release_size),
+            'e.g. 1000: a group is released when it holds that many messages');
+    END IF;
+    IF NEW.correlation_header IS NOT NULL AND char_length(NEW.correlation_header) NOT BETWEEN 1 AND 200 THEN
+        PERFORM depot.refuse('processors', 'correlation_header', 'must be 1 to 200 characters, or NULL for the message''s group key',
+            'e.g. ''Correlation-Id''');
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM depot.stores s WHERE s.name = NEW.store) THEN
+        PERFORM depot.refuse('processors', 'store', format('names store "%s", which is not declared', NEW.store),
+            format('declare it first: INSERT INTO depot.stores (name) VALUES (%L)', NEW.store));
+    END IF;
+    IF NEW.kind = 'forwarding' AND NEW.target_endpoint IS NULL THEN
+        PERFORM depot.refuse('processors', 'target_endpoint', 'is required for a forwarding processor',
+            'name a row of depot.endpoints');
+    END IF;
+    IF NEW.target_endpoint IS NOT NULL AND NOT EXISTS (SELECT 1 FROM depot.endpoints e WHERE e.name = NEW.target_endpoint) THEN
+        PERFORM depot.refuse('processors', 'target_endpoint', format('names endpoint "%s", which does not exist', NEW.target_endpoint),
+            'INSERT INTO depot.endpoints (name, url) VALUES (...) first');
+    END IF;
+    IF NEW.kind = 'failover-forwarding' AND NEW.target_store IS NULL THEN
+        PERFORM depot.refuse('processors', 'target_store', 'is required for a failover-forwarding processor',
+            'name the store messages move into');
+    END IF;
+    IF NEW.target_store IS NOT NULL AND NEW.target_store = NEW.store THEN
+        PERFORM depot.refuse('processors', 'target_store', 'is the processor''s own store', 'name another store');
+    END IF;
+    IF NEW.target_store IS NOT NULL AND NOT EXISTS (SELECT 1 FROM depot.stores s WHERE s.name = NEW.target_store) THEN
+        PERFORM depot.refuse('processors', 'target_store', format('names store "%s", which is not declared', NEW.target_store),
+            'declare it in depot.stores first');
+    END IF;
+    IF NEW.fail_store IS NOT NULL AND NEW.fail_store = NEW.store THEN
+        PERFORM depot.refuse('processors', 'fail_store', 'is the processor''s own store',
+            'name another store, or set fail_store to NULL to dead-letter');
+    END IF;
+    IF NEW.fail_store IS NOT NULL AND NOT EXISTS (SELECT 1 FROM depot.stores s WHERE s.name = NEW.fail_store) THEN
+        PERFORM depot.refuse('processors', 'fail_store', format('names store "%s", which is not declared', NEW.fail_store),
+            'declare it in depot.stores first, or set fail_store to NULL to dead-letter');
+    END IF;
+    IF NEW.kind = 'sampling' AND NEW.handler IS NULL THEN
+        PERFORM depot.refuse('processors', 'handler', 'is required for a sampling processor',
+            'name a registered handler: log, drop or call:ENDPOINT in the stock binary');
+    END IF;
+    IF NEW.member_count < 1 THEN
+        PERFORM depot.refuse('processors', 'member_count', format('is %s; it must be at least 1', NEW.member_count),
+            'set is_active = false to stop a processor');
+    END IF;
+    IF NEW.interval_ms < 0 THEN
+        PERFORM depot.refuse('processors', 'interval_ms', format('is %s; it must be 0 (as fast as the target takes them) or more', NEW.interval_ms), NULL);
+    END IF;
+    IF NEW.batch_size NOT BETWEEN 1 AND 10000 THEN
+        PERFORM depot.refuse('processors', 'batch_size', format('is %s; it must be between 1 and 10000', NEW.batch_size), NULL);
+    END IF;
+    IF NEW.concurrency NOT BETWEEN 1 AND 10000 THEN
+        PERFORM depot.refuse('processors', 'concurrency', format('is %s; it must be between 1 and 10000', NEW.concurrency), NULL);
+    END IF;
+    IF NEW.retry_interval_ms < 0 THEN
+        PERFORM depot.refuse('processors', 'retry_interval_ms', format('is %s; it must be 0 or more', NEW.retry_interval_ms), NULL);
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(NEW.non_retry_status_codes) c WHERE c IS NULL OR c NOT BETWEEN 100 AND 599) THEN
+        PERFORM depot.refuse('processors', 'non_retry_status_codes', format('%s holds something that is not an HTTP status', NEW.non_retry_status_codes),
+            'list statuses between 100 and 599, e.g. ''{400,422}''');
+    END IF;
+    IF NEW.cron IS NOT NULL THEN
+        problem := depot.cron_problem(NEW.cron);
+        IF problem IS NOT NULL THEN
+            PERFORM depot.refuse('processors', 'cron', format('"%s" %s', NEW.cron, problem),
+                'e.g. ''*/5 * * * *'' (every 5 minutes) or ''*/10 * * * * *'' (every 10 seconds); NULL uses interval_ms');
+        END IF;
+    END IF;
+    IF TG_OP = 'UPDATE' AND NEW.is_active AND NOT OLD.is_active THEN
+        NEW.deactivated_reason := NULL;   -- reactivated: the old reason no longer applies
+    END IF;
+    NEW.updated_at := now();
+    RETURN NEW;
+END
+$$;
+
+
+-- Releases a group: one message into p_target_store holding the members' payloads as a JSON
+-- array in arrival order (a payload whose content type is JSON goes in as JSON, any other as a
+-- string), their headers merged (a later member's value wins) with Depot-Group and
+-- Depot-Group-Size; then the group and its members go. Both in the caller's transaction, so a
+-- release is committed with the removal of its members or not at all. Returns the new id.
+CREATE FUNCTION depot.group_release(p_store text, p_group text, p_target_store text) RETURNS uuid
+LANGUAGE plpgsql AS $$
+DECLARE
+    released uuid := gen_random_uuid();
+BEGIN
+    INSERT INTO depot.messages (id, store, payload, headers, content_type)
+    SELECT released, p_target_store,
+           convert_to(coalesce(jsonb_agg(CASE WHEN m.content_type ~* '^application/([a-z0-9.+-]*\+)?json'
+                                              THEN convert_from(m.payload, 'UTF8')::jsonb
+                                              ELSE to_jsonb(convert_from(m.payload, 'UTF8')) END ORDER BY m.seq), '[]')::text, 'UTF8'),
+           coalesce((SELECT jsonb_object_agg(h.key, h.value ORDER BY g.seq)
+                     FROM depot.group_messages g, jsonb_each(g.headers) h
+                     WHERE g.store = p_store AND g.group_key = p_group), '{}')
+             || jsonb_build_object('Depot-Group', p_group, 'Depot-Group-Size', count(*)::text),
+           'application/json'
+    FROM depot.group_messages m WHERE m.store = p_store AND m.group_key = p_group;
+    DELETE FROM depot.message_groups m WHERE m.store = p_store AND m.group_key = p_group;
+    RETURN released;
+END
+$$;
+
+-- An aggregating member's step for a claimed batch, in one transaction: the messages p_consumer
+-- still holds leave the store and join their groups (one depot.group_add per group, groups in
+-- key order so two members never wait on each other in a circle), and every group that reaches
+-- p_release_size is released (depot.group_release). A message is in the store or in its group,
+-- never both and never neither; a group is released once, by whichever add completed it.
+-- Messages without a correlation key stay leased, for the caller to dead-letter. Returns one
+-- row per release.
+CREATE FUNCTION depot.group_aggregate(p_store text, p_consumer text, p_ids uuid[], p_correlation_header text,
+                                      p_release_size integer, p_target_store text)
+RETURNS TABLE (group_key text, released_id uuid, released_size bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_keys text[];
+    v_payloads bytea[];
+    v_headers jsonb[];
+    v_types text[];
+    v_ids uuid[];
+    n integer;
+    i integer := 1;
+    j integer;
+    v_size bigint;
+BEGIN
+    IF p_release_size IS NULL OR p_release_size < 1 THEN
+        PERFORM depot.group_refuse('release_size', format('must be at least 1, got %s', coalesce(p_release_size::text, 'NULL')), 'e.g. 1000');
+    END IF;
+    IF p_target_store IS NULL THEN
+        PERFORM depot.group_refuse('target_store', 'is NULL', 'name the store released groups go to');
+    END IF;
+    WITH taken AS (
+        DELETE FROM depot.messages m
+        WHERE m.id = ANY(p_ids) AND m.store = p_store AND m.locked_by = p_consumer
+          AND coalesce(m.headers ->> p_correlation_header, m.group_key) IS NOT NULL
+        RETURNING coalesce(m.headers ->> p_correlation_header, m.group_key) AS key, m.seq, m.id, m.payload, m.headers, m.content_type
+    )
+    SELECT array_agg(t.key ORDER BY t.key, t.seq), array_agg(t.payload ORDER BY t.key, t.seq), array_agg(t.headers ORDER BY t.key, t.seq),
+           array_agg(t.content_type ORDER BY t.key, t.seq), array_agg(t.id ORDER BY t.key, t.seq)
+    INTO v_keys, v_payloads, v_headers, v_types, v_ids
+    FROM taken t;
+    n := coalesce(cardinality(v_keys), 0);
+    WHILE i <= n LOOP
+        j := i;
+        WHILE j < n AND v_keys[j + 1] = v_keys[i] LOOP
+            j := j + 1;
+        END LOOP;
+        SELECT a.size INTO v_size
+        FROM depot.group_add(p_store, v_keys[i], v_payloads[i:j], v_headers[i:j], v_types[i:j], v_ids[i:j], 'new_group') a;
+        IF v_size >= p_release_size THEN
+            group_key := v_keys[i];
+            released_id := depot.group_release(p_store, v_keys[i], p_target_store);
+            released_size := v_size;
+            RETURN NEXT;
+        END IF;
+        i := j + 1;
+    END LOOP;
+END
+$$;

@@ -8,6 +8,9 @@ public enum ProcessorKind: String, Sendable, Codable, CaseIterable {
     case sampling
     /// Moves each message into `targetStore`.
     case failoverForwarding = "failover-forwarding"
+    /// Gathers messages into correlation groups and sends each full group to `targetStore` as
+    /// one message (Spring's aggregator, released by size).
+    case aggregating
 }
 
 /// One row of `depot.processors`: what to consume, where to deliver, how to pace and how to fail.
@@ -50,6 +53,10 @@ public struct ProcessorDefinition: Sendable, Equatable, Codable {
     /// until it is done (MI's forwarding order). Default false: later messages may overtake one
     /// that waits for its retry.
     public var inOrder: Bool = false
+    /// Aggregating: a group is released when it holds this many messages.
+    public var releaseSize: Int?
+    /// Aggregating: the header whose value correlates messages; nil = the message's group key.
+    public var correlationHeader: String?
 
     public init(name: String, kind: ProcessorKind, store: String) {
         self.name = name

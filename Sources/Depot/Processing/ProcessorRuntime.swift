@@ -183,6 +183,7 @@ final class ProcessorRuntime: @unchecked Sendable {
     private func settleBatch(_ batch: [Message], consumer: String) async throws -> [UUID] {
         let keeper = keepLeases(batch.map(\.id), consumer: consumer)
         defer { keeper.cancel() }
+        if let aggregator = plan.aggregator { return try await aggregator.absorb(batch, consumer: consumer, metrics: metrics) }
         if let copied = try await copyWhole(batch, consumer: consumer) { return copied }
         var delivered: [UUID] = []
         do {
