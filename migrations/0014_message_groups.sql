@@ -272,7 +272,11 @@ $$;
 -- group in its store's groups, and when a group holds release_size messages sends one message
 -- (the members' payloads as a JSON array) to target_store. This replaces 0002's row check with
 -- the same rules plus the kind and its two columns.
-ALTER TABLE depot.processors ADD COLUMN release_size integer, ADD COLUMN correlation_header text;
+-- release_count_header names a header whose value, on any member, is how many messages its
+-- group holds in all (Spring's FileMarker END with its line count; the marker may come first):
+-- it becomes the group's condition, and the group is released at that size instead.
+ALTER TABLE depot.processors ADD COLUMN release_size integer, ADD COLUMN correlation_header text,
+    ADD COLUMN release_count_header text;
 
 CREATE OR REPLACE FUNCTION depot.processors_check() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -298,9 +302,13 @@ BEGIN
         PERFORM depot.refuse('processors', 'target_store', 'is required for an aggregating processor',
             'name the store released groups go to');
     END IF;
-    IF NEW.kind = 'aggregating' AND NEW.release_size IS NULL THEN
-        PERFORM depot.refuse('processors', 'release_size', 'is required for an aggregating processor',
+    IF NEW.kind = 'aggregating' AND NEW.release_size IS NULL AND NEW.release_count_header IS NULL THEN
+        PERFORM depot.refuse('processors', 'release_size', 'is required for an aggregating processor without release_count_header',
             'e.g. 1000: a group is released when it holds that many messages');
+    END IF;
+    IF NEW.release_count_header IS NOT NULL AND char_length(NEW.release_count_header) NOT BETWEEN 1 AND 200 THEN
+        PERFORM depot.refuse('processors', 'release_count_header', 'must be 1 to 200 characters, or NULL',
+            'e.g. ''Depot-Group-Count''');
     END IF;
     IF NEW.release_size IS NOT NULL AND NEW.release_size < 1 THEN
         PERFORM depot.refuse('processors', 'release_size', format('is %s; it must be at least 1', NEW.release_size),
@@ -381,9 +389,33 @@ END
 $$;
 
 
+-- A payload as one element of a released group's JSON array: JSON as JSON when its content type
+-- says JSON (application/json, application/*+json) and it parses; otherwise its text as a string;
+-- bytes that are not UTF-8 text (or hold NUL) as a base64 string. Never raises, so one odd
+-- member cannot stop its group's release and leave the batch that completed it retried for ever.
+CREATE FUNCTION depot.payload_json(p_payload bytea, p_content_type text) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    body text;
+BEGIN
+    BEGIN
+        body := convert_from(p_payload, 'UTF8');
+    EXCEPTION WHEN character_not_in_repertoire OR untranslatable_character THEN
+        RETURN to_jsonb(encode(p_payload, 'base64'));
+    END;
+    IF p_content_type ~* '^application/([a-z0-9.+-]*\+)?json' THEN
+        BEGIN
+            RETURN body::jsonb;
+        EXCEPTION WHEN invalid_text_representation THEN
+            RETURN to_jsonb(body);
+        END;
+    END IF;
+    RETURN to_jsonb(body);
+END
+$$;
+
 -- Releases a group: one message into p_target_store holding the members' payloads as a JSON
--- array in arrival order (a payload whose content type is JSON goes in as JSON, any other as a
--- string), their headers merged (a later member's value wins) with Depot-Group and
+-- array in arrival order (depot.payload_json), their headers merged (a later member's value wins) with Depot-Group and
 -- Depot-Group-Size; then the group and its members go. Both in the caller's transaction, so a
 -- release is committed with the removal of its members or not at all. Returns the new id.
 CREATE FUNCTION depot.group_release(p_store text, p_group text, p_target_store text) RETURNS uuid
@@ -393,9 +425,7 @@ DECLARE
 BEGIN
     INSERT INTO depot.messages (id, store, payload, headers, content_type)
     SELECT released, p_target_store,
-           convert_to(coalesce(jsonb_agg(CASE WHEN m.content_type ~* '^application/([a-z0-9.+-]*\+)?json'
-                                              THEN convert_from(m.payload, 'UTF8')::jsonb
-                                              ELSE to_jsonb(convert_from(m.payload, 'UTF8')) END ORDER BY m.seq), '[]')::text, 'UTF8'),
+           convert_to(coalesce(jsonb_agg(depot.payload_json(m.payload, m.content_type) ORDER BY m.seq), '[]')::text, 'UTF8'),
            coalesce((SELECT jsonb_object_agg(h.key, h.value ORDER BY g.seq)
                      FROM depot.group_messages g, jsonb_each(g.headers) h
                      WHERE g.store = p_store AND g.group_key = p_group), '{}')
@@ -410,12 +440,14 @@ $$;
 -- An aggregating member's step for a claimed batch, in one transaction: the messages p_consumer
 -- still holds leave the store and join their groups (one depot.group_add per group, groups in
 -- key order so two members never wait on each other in a circle), and every group that reaches
--- p_release_size is released (depot.group_release). A message is in the store or in its group,
+-- its size is released (depot.group_release): the count a member's p_count_header carried (kept
+-- as the group's condition, so members after the marker need not carry it), else p_release_size.
+-- A message is in the store or in its group,
 -- never both and never neither; a group is released once, by whichever add completed it.
 -- Messages without a correlation key stay leased, for the caller to dead-letter. Returns one
 -- row per release.
 CREATE FUNCTION depot.group_aggregate(p_store text, p_consumer text, p_ids uuid[], p_correlation_header text,
-                                      p_release_size integer, p_target_store text)
+                                      p_release_size integer, p_target_store text, p_count_header text DEFAULT NULL)
 RETURNS TABLE (group_key text, released_id uuid, released_size bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -428,9 +460,12 @@ DECLARE
     i integer := 1;
     j integer;
     v_size bigint;
+    v_condition text;
+    v_count text;
 BEGIN
-    IF p_release_size IS NULL OR p_release_size < 1 THEN
-        PERFORM depot.group_refuse('release_size', format('must be at least 1, got %s', coalesce(p_release_size::text, 'NULL')), 'e.g. 1000');
+    IF (p_release_size IS NULL AND p_count_header IS NULL) OR p_release_size < 1 THEN
+        PERFORM depot.group_refuse('release_size', format('must be at least 1, got %s', coalesce(p_release_size::text, 'NULL')),
+                                   'e.g. 1000, or pass p_count_header');
     END IF;
     IF p_target_store IS NULL THEN
         PERFORM depot.group_refuse('target_store', 'is NULL', 'name the store released groups go to');
@@ -451,9 +486,15 @@ BEGIN
         WHILE j < n AND v_keys[j + 1] = v_keys[i] LOOP
             j := j + 1;
         END LOOP;
-        SELECT a.size INTO v_size
+        SELECT a.size, a.condition INTO v_size, v_condition
         FROM depot.group_add(p_store, v_keys[i], v_payloads[i:j], v_headers[i:j], v_types[i:j], v_ids[i:j], 'new_group') a;
-        IF v_size >= p_release_size THEN
+        -- A count that is not a plain number is ignored rather than failing the batch.
+        SELECT max((h ->> p_count_header)::bigint)::text INTO v_count FROM unnest(v_headers[i:j]) h WHERE h ->> p_count_header ~ '^[0-9]{1,18}$';
+        IF v_count IS NOT NULL THEN
+            PERFORM depot.group_set_condition(p_store, v_keys[i], v_count);
+            v_condition := v_count;
+        END IF;
+        IF v_size >= coalesce(CASE WHEN v_condition ~ '^[0-9]{1,18}$' THEN v_condition::bigint END, p_release_size) THEN
             group_key := v_keys[i];
             released_id := depot.group_release(p_store, v_keys[i], p_target_store);
             released_size := v_size;

@@ -84,6 +84,35 @@ struct AggregatingTests {
         try await node.stop()
     }
 
+    @Test("the end marker arriving first, then the other members: one release, complete, at the marker's count")
+    func endMarkerFirst() async throws {
+        let cluster = try await Cluster.fresh()
+        try await cluster.sql("""
+            INSERT INTO depot.stores (name) VALUES ('parts'), ('out');
+            INSERT INTO depot.processors (name, kind, store, target_store, release_count_header, correlation_header, interval_ms, batch_size)
+            VALUES ('aggregator', 'aggregating', 'parts', 'out', 'Depot-Group-Count', 'Order', 0, 100);
+            """)
+        let node = cluster.startNode("node-a")
+        let parts = PostgresStore(name: "parts", pool: cluster.pool)
+        var marker = Self.part("f-1", 0)
+        marker.headers["Depot-Group-Count"] = "5"
+        _ = try await parts.store(marker)
+        let held = try await eventually { try await parts.groupMetadata("f-1")?.condition == "5" }
+        #expect(held, "the marker's count never became the group's condition")
+        #expect(try await cluster.integer("SELECT count(*) FROM depot.messages WHERE store = 'out'") == 0)
+        _ = try await parts.store((1...3).map { Self.part("f-1", $0) })
+        let partial = try await eventually { try await parts.groupMetadata("f-1")?.size == 4 }
+        #expect(partial)
+        #expect(try await cluster.integer("SELECT count(*) FROM depot.messages WHERE store = 'out'") == 0, "released before the count was reached")
+        _ = try await parts.store(Self.part("f-1", 4))
+        let released = try await eventually { try await cluster.integer("SELECT count(*) FROM depot.messages WHERE store = 'out'") == 1 }
+        #expect(released)
+        try await node.stop()
+        let out = try await cluster.rows("SELECT convert_from(payload, 'UTF8') FROM depot.messages WHERE store = 'out'")
+        #expect(try out.first?.decode(at: 0, as: String.self) == "[{\"n\": 0}, {\"n\": 1}, {\"n\": 2}, {\"n\": 3}, {\"n\": 4}]")
+        #expect(try await parts.groupMetadata("f-1") == nil)
+    }
+
     @Test("bad aggregating rows are refused by the database, naming the column")
     func badRowsRefused() async throws {
         let cluster = try await Cluster.fresh()

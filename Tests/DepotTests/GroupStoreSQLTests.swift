@@ -95,5 +95,20 @@ struct GroupStoreSQLTests {
         #expect(try await store.groupCounts().groups == 0)
     }
 
+    @Test("a released payload becomes JSON, text or base64 and never fails its group's release")
+    func payloadJSON() async throws {
+        let (_, pool) = try await Self.store()
+        let rows = try await pool.query("""
+            SELECT depot.payload_json(convert_to('{"a": [1]}', 'UTF8'), 'application/json')::text,
+                   depot.payload_json(convert_to('{"a": 1}', 'UTF8'), 'application/vnd.order+json; charset=utf-8')::text,
+                   depot.payload_json(convert_to('not json', 'UTF8'), 'application/json')::text,
+                   depot.payload_json(convert_to('line "1"', 'UTF8'), 'text/plain')::text,
+                   depot.payload_json('\\x00ff'::bytea, NULL)::text
+            """)
+        let row = try #require(rows.first)
+        #expect(try row.decode((String, String, String, String, String).self)
+                == ("{\"a\": [1]}", "{\"a\": 1}", "\"not json\"", "\"line \\\"1\\\"\"", "\"AP8=\""))
+    }
+
     private func quoteLiteral(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "''") + "'" }
 }

@@ -1,18 +1,22 @@
 import Foundation
 import Postgres
 
-/// An aggregating processor's step for each claimed batch (Spring's aggregator, released by
-/// size): one call of `depot.group_aggregate`, which in one transaction takes the messages out
-/// of the store into their correlation groups and releases every group that reached
-/// `release_size` as one message in the target store. So a crash anywhere leaves each message
-/// in the store (claimed again later) or in its group, and a group released once or not at all.
+/// An aggregating processor's step for each claimed batch (Spring's aggregator): one call of
+/// `depot.group_aggregate`, which in one transaction takes the messages out of the store into
+/// their correlation groups and releases every group that reached its size (`release_size`, or
+/// the count an end marker carried in `release_count_header`) as one message in the target
+/// store. So a crash anywhere leaves each message in the store (claimed again later) or in its
+/// group, and a group released once or not at all.
 struct GroupAggregator: Sendable {
     let processor: String
     let source: PostgresStore
     let target: PostgresStore
-    let releaseSize: Int
+    /// The size that releases a group; nil when only an end marker's count does.
+    let releaseSize: Int?
     /// The header that correlates messages; nil = the message's group key.
     let correlationHeader: String?
+    /// The header whose value is the group's full size (an end marker); nil = none.
+    let releaseCountHeader: String?
 
     /// Checks the row's aggregating columns and that both stores live in this PostgreSQL.
     init(definition: ProcessorDefinition, source: any MessageStore, target: any MessageStore) throws {
@@ -21,14 +25,16 @@ struct GroupAggregator: Sendable {
             throw PlanProblem("an aggregating processor keeps its groups in PostgreSQL: store \"\(definition.store)\" and target_store "
                               + "\"\(definition.targetStore ?? "")\" must both be postgres stores of this database")
         }
-        guard let releaseSize = definition.releaseSize, releaseSize >= 1 else {
-            throw PlanProblem("release_size is \(definition.releaseSize.map(String.init) ?? "NULL"); an aggregating processor needs 1 or more, e.g. 1000")
+        guard definition.releaseSize.map({ $0 >= 1 }) ?? (definition.releaseCountHeader != nil) else {
+            throw PlanProblem("release_size is \(definition.releaseSize.map(String.init) ?? "NULL"); an aggregating processor needs 1 or more "
+                              + "(e.g. 1000), or a release_count_header")
         }
         processor = definition.name
         self.source = source
         self.target = target
-        self.releaseSize = releaseSize
+        releaseSize = definition.releaseSize
         correlationHeader = definition.correlationHeader
+        releaseCountHeader = definition.releaseCountHeader
     }
 
     /// The group `message` belongs to, if it has one.
@@ -44,7 +50,7 @@ struct GroupAggregator: Sendable {
         if !keyed.isEmpty {
             try await source.pool.query("""
                 SELECT group_key, released_id, released_size FROM depot.group_aggregate(\(source.name), \(consumer), \(keyed.map(\.id)),
-                    \(correlationHeader), \(Int32(clamping: releaseSize)), \(target.name))
+                    \(correlationHeader), \(releaseSize.map { Int32(clamping: $0) }), \(target.name), \(releaseCountHeader))
                 """)
             for _ in keyed { metrics.record(.delivered, processor: processor) }
         }

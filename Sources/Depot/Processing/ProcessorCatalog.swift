@@ -28,7 +28,8 @@ public struct ProcessorCatalog: Sendable {
                 SELECT name, kind, store, target_endpoint, target_store, handler, interval_ms, cron, batch_size,
                        concurrency, retry_interval_ms, max_delivery_attempts, max_delivery_drop, fail_store,
                        non_retry_status_codes, reply_handler, fault_handler, deactivate_handler, is_active,
-                       member_count, pinned_servers, rate_limit, in_order, release_size, correlation_header
+                       member_count, pinned_servers, rate_limit, in_order, release_size, correlation_header,
+                       release_count_header
                 FROM depot.processors ORDER BY name
                 """).map(Self.processor(from:))
             var endpoints: [String: EndpointDefinition] = [:]
@@ -91,6 +92,7 @@ public struct ProcessorCatalog: Sendable {
         definition.inOrder = try row.decode("in_order")
         definition.releaseSize = try row.decode("release_size")
         definition.correlationHeader = try row.decode("correlation_header")
+        definition.releaseCountHeader = try row.decode("release_count_header")
         return definition
     }
 }

@@ -57,6 +57,9 @@ public struct ProcessorDefinition: Sendable, Equatable, Codable {
     public var releaseSize: Int?
     /// Aggregating: the header whose value correlates messages; nil = the message's group key.
     public var correlationHeader: String?
+    /// Aggregating: the header whose value, on any member, is the group's full size (an end
+    /// marker); it wins over `releaseSize` for that group. Default nil.
+    public var releaseCountHeader: String?
 
     public init(name: String, kind: ProcessorKind, store: String) {
         self.name = name
