@@ -275,8 +275,12 @@ $$;
 -- release_count_header names a header whose value, on any member, is how many messages its
 -- group holds in all (Spring's FileMarker END with its line count; the marker may come first):
 -- it becomes the group's condition, and the group is released at that size instead.
+-- group_timeout_ms releases a group that waited that long since its first message (or, with
+-- group_timeout_from = 'last', since its last change) whatever its size: group_timeout_action
+-- 'send' sends what is there, 'dead_letter' moves its members to the dead letters.
 ALTER TABLE depot.processors ADD COLUMN release_size integer, ADD COLUMN correlation_header text,
-    ADD COLUMN release_count_header text;
+    ADD COLUMN release_count_header text, ADD COLUMN group_timeout_ms bigint,
+    ADD COLUMN group_timeout_from text NOT NULL DEFAULT 'first', ADD COLUMN group_timeout_action text NOT NULL DEFAULT 'send';
 
 CREATE OR REPLACE FUNCTION depot.processors_check() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -302,9 +306,21 @@ BEGIN
         PERFORM depot.refuse('processors', 'target_store', 'is required for an aggregating processor',
             'name the store released groups go to');
     END IF;
-    IF NEW.kind = 'aggregating' AND NEW.release_size IS NULL AND NEW.release_count_header IS NULL THEN
-        PERFORM depot.refuse('processors', 'release_size', 'is required for an aggregating processor without release_count_header',
+    IF NEW.kind = 'aggregating' AND NEW.release_size IS NULL AND NEW.release_count_header IS NULL AND NEW.group_timeout_ms IS NULL THEN
+        PERFORM depot.refuse('processors', 'release_size', 'is required for an aggregating processor without release_count_header or group_timeout_ms',
             'e.g. 1000: a group is released when it holds that many messages');
+    END IF;
+    IF NEW.group_timeout_ms IS NOT NULL AND NEW.group_timeout_ms < 0 THEN
+        PERFORM depot.refuse('processors', 'group_timeout_ms', format('is %s; it must be 0 or more, or NULL for none', NEW.group_timeout_ms),
+            'e.g. 60000: a group that waited a minute is released with what it holds');
+    END IF;
+    IF NEW.group_timeout_from IS NULL OR NEW.group_timeout_from NOT IN ('first', 'last') THEN
+        PERFORM depot.refuse('processors', 'group_timeout_from', format('is %s', coalesce(quote_literal(NEW.group_timeout_from), 'NULL')),
+            'use ''first'' (since the group''s first message) or ''last'' (since its last change)');
+    END IF;
+    IF NEW.group_timeout_action IS NULL OR NEW.group_timeout_action NOT IN ('send', 'dead_letter') THEN
+        PERFORM depot.refuse('processors', 'group_timeout_action', format('is %s', coalesce(quote_literal(NEW.group_timeout_action), 'NULL')),
+            'use ''send'' (release what the group holds) or ''dead_letter'' (move its members to the dead letters)');
     END IF;
     IF NEW.release_count_header IS NOT NULL AND char_length(NEW.release_count_header) NOT BETWEEN 1 AND 200 THEN
         PERFORM depot.refuse('processors', 'release_count_header', 'must be 1 to 200 characters, or NULL',
@@ -463,9 +479,9 @@ DECLARE
     v_condition text;
     v_count text;
 BEGIN
-    IF (p_release_size IS NULL AND p_count_header IS NULL) OR p_release_size < 1 THEN
+    IF p_release_size < 1 THEN
         PERFORM depot.group_refuse('release_size', format('must be at least 1, got %s', coalesce(p_release_size::text, 'NULL')),
-                                   'e.g. 1000, or pass p_count_header');
+                                   'e.g. 1000, or NULL to release only by p_count_header or timeout');
     END IF;
     IF p_target_store IS NULL THEN
         PERFORM depot.group_refuse('target_store', 'is NULL', 'name the store released groups go to');
@@ -501,6 +517,51 @@ BEGIN
             RETURN NEXT;
         END IF;
         i := j + 1;
+    END LOOP;
+END
+$$;
+
+-- Spring's group timeout for an aggregating processor: up to p_limit groups of p_store that
+-- waited p_timeout_ms since their first message (p_from_last: since their last change), not held
+-- by another transaction (SKIP LOCKED), are released as they are ('send'; an empty group is simply
+-- removed) or their members moved to the dead letters ('dead_letter', reason 'group expired').
+-- Each group's outcome and the removal of its members commit together. One row per group.
+CREATE FUNCTION depot.group_release_expired(p_store text, p_timeout_ms bigint, p_from_last boolean, p_action text,
+                                            p_target_store text, p_processor text DEFAULT NULL, p_limit integer DEFAULT 100)
+RETURNS TABLE (group_key text, released_id uuid, released_size bigint, action text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    g record;
+BEGIN
+    IF p_timeout_ms IS NULL OR p_timeout_ms < 0 THEN
+        PERFORM depot.group_refuse('timeout_ms', format('must be 0 or more, got %s', coalesce(p_timeout_ms::text, 'NULL')), 'e.g. 60000');
+    END IF;
+    IF p_action IS NULL OR p_action NOT IN ('send', 'dead_letter') THEN
+        PERFORM depot.group_refuse('action', format('is %s', coalesce(quote_literal(p_action), 'NULL')), 'use ''send'' or ''dead_letter''');
+    END IF;
+    FOR g IN
+        SELECT e.group_key AS key, e.size FROM depot.message_groups e
+        WHERE e.store = p_store
+          AND CASE WHEN p_from_last THEN e.updated_at ELSE e.created_at END < now() - p_timeout_ms * interval '1 millisecond'
+        ORDER BY CASE WHEN p_from_last THEN e.updated_at ELSE e.created_at END
+        LIMIT p_limit FOR UPDATE SKIP LOCKED
+    LOOP
+        group_key := g.key;
+        released_size := g.size;
+        released_id := NULL;
+        action := p_action;
+        IF p_action = 'send' AND g.size > 0 THEN
+            released_id := depot.group_release(p_store, g.key, p_target_store);
+        ELSE
+            INSERT INTO depot.dead_letters (id, store, payload, headers, content_type, group_key, created_at, attempts,
+                                            reason, last_error, processor)
+            SELECT m.id, p_store, m.payload, m.headers, m.content_type, m.group_key, m.created_at, 1, 'group expired',
+                   format('group "%s" held %s messages after %s ms', g.key, g.size, p_timeout_ms), p_processor
+            FROM depot.group_messages m WHERE m.store = p_store AND m.group_key = g.key
+            ON CONFLICT (id) DO NOTHING;
+            DELETE FROM depot.message_groups m WHERE m.store = p_store AND m.group_key = g.key;
+        END IF;
+        RETURN NEXT;
     END LOOP;
 END
 $$;

@@ -113,6 +113,36 @@ struct AggregatingTests {
         #expect(try await parts.groupMetadata("f-1") == nil)
     }
 
+    @Test("a group that waited group_timeout_ms is sent with what it holds, or dead-lettered, as the row says")
+    func groupTimeout() async throws {
+        let cluster = try await Cluster.fresh()
+        try await cluster.sql("""
+            INSERT INTO depot.stores (name) VALUES ('parts'), ('out'), ('parts-2');
+            INSERT INTO depot.processors (name, kind, store, target_store, release_size, correlation_header, group_timeout_ms, interval_ms)
+            VALUES ('sender', 'aggregating', 'parts', 'out', 100, 'Order', 300, 0);
+            INSERT INTO depot.processors (name, kind, store, target_store, release_size, correlation_header, group_timeout_ms,
+                                          group_timeout_action, interval_ms)
+            VALUES ('dropper', 'aggregating', 'parts-2', 'out', 100, 'Order', 300, 'dead_letter', 0);
+            """)
+        let node = cluster.startNode("node-a")
+        _ = try await PostgresStore(name: "parts", pool: cluster.pool).store((0..<3).map { Self.part("t", $0) })
+        _ = try await PostgresStore(name: "parts-2", pool: cluster.pool).store((0..<2).map { Self.part("d", $0) })
+        let settled = try await eventually {
+            let out = try await cluster.integer("SELECT count(*) FROM depot.messages WHERE store = 'out'")
+            let dead = try await cluster.integer("SELECT count(*) FROM depot.dead_letters WHERE reason = 'group expired'")
+            return out == 1 && dead == 2
+        }
+        #expect(settled)
+        try await node.stop()
+        let out = try await cluster.rows("SELECT convert_from(payload, 'UTF8'), headers ->> 'Depot-Group-Size' FROM depot.messages WHERE store = 'out'")
+        let (body, size) = try #require(out.first).decode((String, String).self)
+        #expect(body == "[{\"n\": 0}, {\"n\": 1}, {\"n\": 2}]" && size == "3")
+        let dead = try await cluster.rows("SELECT store, processor, last_error FROM depot.dead_letters ORDER BY created_at")
+        let (store, processor, lastError) = try #require(dead.first).decode((String, String, String).self)
+        #expect(store == "parts-2" && processor == "dropper" && lastError == "group \"d\" held 2 messages after 300 ms")
+        #expect(try await cluster.integer("SELECT count(*) FROM depot.message_groups") == 0)
+    }
+
     @Test("bad aggregating rows are refused by the database, naming the column")
     func badRowsRefused() async throws {
         let cluster = try await Cluster.fresh()
@@ -122,6 +152,19 @@ struct AggregatingTests {
             ("'out', 0", "release_size"),
             ("NULL, 10", "target_store"),
         ]
+        let more: [(String, String)] = [
+            ("group_timeout_ms) VALUES ('agg', 'aggregating', 'parts', 'out', 10, -1)", "group_timeout_ms"),
+            ("group_timeout_action) VALUES ('agg', 'aggregating', 'parts', 'out', 10, 'bin')", "group_timeout_action"),
+            ("group_timeout_from) VALUES ('agg', 'aggregating', 'parts', 'out', 10, 'middle')", "group_timeout_from"),
+        ]
+        for (rest, column) in more {
+            do {
+                try await cluster.sql("INSERT INTO depot.processors (name, kind, store, target_store, release_size, \(rest)")
+                Issue.record("a row with \(rest) was accepted")
+            } catch let error as PostgresError {
+                #expect(error.sqlState == .checkViolation && error.message.contains("processors.\(column)"), "\(rest) → \(error)")
+            }
+        }
         for (values, column) in cases {
             do {
                 try await cluster.sql("""

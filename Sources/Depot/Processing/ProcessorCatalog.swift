@@ -29,7 +29,7 @@ public struct ProcessorCatalog: Sendable {
                        concurrency, retry_interval_ms, max_delivery_attempts, max_delivery_drop, fail_store,
                        non_retry_status_codes, reply_handler, fault_handler, deactivate_handler, is_active,
                        member_count, pinned_servers, rate_limit, in_order, release_size, correlation_header,
-                       release_count_header
+                       release_count_header, group_timeout_ms, group_timeout_from, group_timeout_action
                 FROM depot.processors ORDER BY name
                 """).map(Self.processor(from:))
             var endpoints: [String: EndpointDefinition] = [:]
@@ -93,6 +93,13 @@ public struct ProcessorCatalog: Sendable {
         definition.releaseSize = try row.decode("release_size")
         definition.correlationHeader = try row.decode("correlation_header")
         definition.releaseCountHeader = try row.decode("release_count_header")
+        definition.groupTimeoutMilliseconds = try row.decode("group_timeout_ms")
+        definition.groupTimeoutFromLast = try row.decode("group_timeout_from", as: String.self) == "last"
+        let action: String = try row.decode("group_timeout_action")
+        guard let timeoutAction = GroupTimeoutAction(rawValue: action) else {
+            throw StoreError(.invalidArgument, "processor group_timeout_action \"\(action)\" is unknown")
+        }
+        definition.groupTimeoutAction = timeoutAction
         return definition
     }
 }

@@ -126,6 +126,7 @@ final class ProcessorRuntime: @unchecked Sendable {
         let overlapAcks = definition.memberCount == 1
         let source = plan.source
         if definition.inOrder { return try await runHeadOnce(consumer: consumer) }
+        try await plan.aggregator?.releaseExpired(metrics: metrics)
         var batch = try await claims.run { [limit] in try await source.claim(limit: limit, consumer: consumer, lease: lease) }
         if let pace, batch.count < limit { try await pace.giveBack(limit - batch.count) }
         var claimed = 0
