@@ -42,10 +42,37 @@ CREATE TABLE depot.group_messages (
     content_type text,
     created_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (store, group_key, seq),
-    CONSTRAINT group_messages_id_once UNIQUE (store, id),
-    CONSTRAINT group_messages_group FOREIGN KEY (store, group_key)
-        REFERENCES depot.message_groups (store, group_key) ON UPDATE CASCADE ON DELETE CASCADE
+    CONSTRAINT group_messages_id_once UNIQUE (store, id)
 );
+
+-- A group's messages go with it, whoever deletes the group (a function, the reaper, an
+-- operator's DELETE), once per statement: what ON DELETE CASCADE would do, without the foreign
+-- key's check and KEY SHARE lock on the group row for every message added (an add already holds
+-- that row; the functions are the only writers of depot.group_messages).
+CREATE FUNCTION depot.message_groups_delete_messages() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM depot.group_messages m USING gone g WHERE m.store = g.store AND m.group_key = g.group_key;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER message_groups_delete_messages AFTER DELETE ON depot.message_groups
+REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION depot.message_groups_delete_messages();
+
+-- A renamed store (depot.stores' ON UPDATE CASCADE) or group key carries its messages along.
+CREATE FUNCTION depot.message_groups_rename_messages() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE depot.group_messages m SET store = NEW.store, group_key = NEW.group_key
+    WHERE m.store = OLD.store AND m.group_key = OLD.group_key;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER message_groups_rename_messages AFTER UPDATE OF store, group_key ON depot.message_groups
+FOR EACH ROW WHEN (OLD.store IS DISTINCT FROM NEW.store OR OLD.group_key IS DISTINCT FROM NEW.group_key)
+EXECUTE FUNCTION depot.message_groups_rename_messages();
 
 -- Raises invalid_parameter_value naming the argument, with a hint saying how to fix it.
 CREATE FUNCTION depot.group_refuse(arg text, problem text, hint text) RETURNS void

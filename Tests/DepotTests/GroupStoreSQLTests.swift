@@ -95,6 +95,20 @@ struct GroupStoreSQLTests {
         #expect(try await store.groupCounts().groups == 0)
     }
 
+    @Test("a store renamed carries its groups' messages, and an operator's DELETE of groups removes their messages")
+    func renameAndDeleteCarryMessages() async throws {
+        let (store, pool) = try await Self.store()
+        _ = try await store.addToGroup("g", (0..<3).map { OutgoingMessage(text: "m\($0)") })
+        let renamed = "renamed-\(UUID().uuidString.prefix(8))"
+        try await pool.query("UPDATE depot.stores SET name = \(renamed) WHERE name = \(store.name)")
+        let moved = PostgresStore(name: renamed, pool: pool)
+        #expect(try await moved.groupPage("g", after: 0, limit: 10).count == 3)
+        #expect(try await moved.groupCounts() == GroupCounts(groups: 1, messages: 3))
+        try await pool.query("DELETE FROM depot.message_groups WHERE store = \(renamed)")
+        let left = try await pool.query("SELECT count(*) FROM depot.group_messages WHERE store IN (\(renamed), \(store.name))")
+        #expect(try left.first?.decode(at: 0, as: Int.self) == 0)
+    }
+
     @Test("a released payload becomes JSON, text or base64 and never fails its group's release")
     func payloadJSON() async throws {
         let (_, pool) = try await Self.store()
