@@ -465,10 +465,22 @@ CREATE FUNCTION depot.group_release(p_store text, p_group text, p_target_store t
 LANGUAGE plpgsql AS $$
 DECLARE
     released uuid := gen_random_uuid();
+    body jsonb;
 BEGIN
+    -- The members as they usually are (UTF-8, valid JSON where the type says JSON) in one pass
+    -- and one subtransaction; only a group holding an odd member pays depot.payload_json's two
+    -- subtransactions per member.
+    BEGIN
+        SELECT coalesce(jsonb_agg(CASE WHEN m.content_type ~* '^application/([a-z0-9.+-]*\+)?json'
+                                       THEN convert_from(m.payload, 'UTF8')::jsonb
+                                       ELSE to_jsonb(convert_from(m.payload, 'UTF8')) END ORDER BY m.seq), '[]')
+        INTO body FROM depot.group_messages m WHERE m.store = p_store AND m.group_key = p_group;
+    EXCEPTION WHEN character_not_in_repertoire OR untranslatable_character OR invalid_text_representation THEN
+        SELECT coalesce(jsonb_agg(depot.payload_json(m.payload, m.content_type) ORDER BY m.seq), '[]')
+        INTO body FROM depot.group_messages m WHERE m.store = p_store AND m.group_key = p_group;
+    END;
     INSERT INTO depot.messages (id, store, payload, headers, content_type)
-    SELECT released, p_target_store,
-           convert_to(coalesce(jsonb_agg(depot.payload_json(m.payload, m.content_type) ORDER BY m.seq), '[]')::text, 'UTF8'),
+    SELECT released, p_target_store, convert_to(body::text, 'UTF8'),
            coalesce((SELECT jsonb_object_agg(h.key, h.value ORDER BY g.seq)
                      FROM depot.group_messages g, jsonb_each(g.headers) h
                      WHERE g.store = p_store AND g.group_key = p_group), '{}')

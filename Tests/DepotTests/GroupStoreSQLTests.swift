@@ -109,6 +109,24 @@ struct GroupStoreSQLTests {
         #expect(try left.first?.decode(at: 0, as: Int.self) == 0)
     }
 
+    @Test("depot.group_release sends a group holding an odd member too, and removes the group with its members")
+    func releaseWithOddMember() async throws {
+        let (store, pool) = try await Self.store()
+        let target = try await TestDatabase.declareStore(on: pool)
+        _ = try await store.addToGroup("g", [
+            OutgoingMessage(payload: Data("{\"a\": 1}".utf8), contentType: "application/json"),
+            OutgoingMessage(payload: Data([0xff, 0x00]), contentType: "application/octet-stream"),
+            OutgoingMessage(text: "plain", headers: ["k": "v"]),
+        ])
+        try await pool.query("SELECT depot.group_release(\(store.name), 'g', \(target))")
+        let row = try #require(try await pool.query("""
+            SELECT convert_from(payload, 'UTF8'), headers ->> 'Depot-Group-Size', headers ->> 'k' FROM depot.messages WHERE store = \(target)
+            """).first)
+        let (body, size, header) = try row.decode((String, String, String).self)
+        #expect(body == "[{\"a\": 1}, \"/wA=\", \"plain\"]" && size == "3" && header == "v")
+        #expect(try await store.groupCounts() == GroupCounts(groups: 0, messages: 0))
+    }
+
     @Test("a released payload becomes JSON, text or base64 and never fails its group's release")
     func payloadJSON() async throws {
         let (_, pool) = try await Self.store()
