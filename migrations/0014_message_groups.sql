@@ -294,11 +294,11 @@ BEGIN
 END
 $$;
 
--- The aggregating processor (Spring's aggregator, released by size): it correlates its store's
--- messages by the header correlation_header names (NULL: the message's group key), keeps each
--- group in its store's groups, and when a group holds release_size messages sends one message
--- (the members' payloads as a JSON array) to target_store. This replaces 0002's row check with
--- the same rules plus the kind and its two columns.
+-- The aggregating processor (Spring's aggregator): it correlates its store's messages by the
+-- header correlation_header names (NULL: the message's group key), keeps each group in its
+-- store's groups, and when a group holds release_size messages sends one message (the members'
+-- payloads as a JSON array) to target_store. This replaces 0002's row check with the same rules
+-- plus the kind and its columns (below).
 -- release_count_header names a header whose value, on any member, is how many messages its
 -- group holds in all (Spring's FileMarker END with its line count; the marker may come first):
 -- it becomes the group's condition, and the group is released at that size instead.

@@ -21,8 +21,8 @@ struct GroupAggregator: Sendable {
     let timeoutMilliseconds: Int?
     let timeoutFromLast: Bool
     let timeoutAction: GroupTimeoutAction
-    /// When this node last looked for timed-out groups: members look at most every
-    /// `timeoutLookInterval`, not once per batch.
+    /// When this node last looked for timed-out groups: its members look at most every tenth
+    /// of the timeout, not once per batch.
     private let lastTimeoutLook = TimeoutLook()
 
     /// Checks the row's aggregating columns and that both stores live in this PostgreSQL.
