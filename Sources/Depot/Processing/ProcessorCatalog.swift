@@ -29,7 +29,8 @@ public struct ProcessorCatalog: Sendable {
                        concurrency, retry_interval_ms, max_delivery_attempts, max_delivery_drop, fail_store,
                        non_retry_status_codes, reply_handler, fault_handler, deactivate_handler, is_active,
                        member_count, pinned_servers, rate_limit, in_order, max_store_connection_attempts,
-                       store_connection_retry_interval_ms
+                       store_connection_retry_interval_ms, release_size, correlation_header,
+                       release_count_header, group_timeout_ms, group_timeout_from, group_timeout_action
                 FROM depot.processors ORDER BY name
                 """).map(Self.processor(from:))
             var endpoints: [String: EndpointDefinition] = [:]
@@ -93,6 +94,16 @@ public struct ProcessorCatalog: Sendable {
         definition.inOrder = try row.decode("in_order")
         definition.maxStoreConnectionAttempts = try row.decode("max_store_connection_attempts")
         definition.storeConnectionRetryIntervalMilliseconds = try row.decode("store_connection_retry_interval_ms")
+        definition.releaseSize = try row.decode("release_size")
+        definition.correlationHeader = try row.decode("correlation_header")
+        definition.releaseCountHeader = try row.decode("release_count_header")
+        definition.groupTimeoutMilliseconds = try row.decode("group_timeout_ms")
+        definition.groupTimeoutFromLast = try row.decode("group_timeout_from", as: String.self) == "last"
+        let action: String = try row.decode("group_timeout_action")
+        guard let timeoutAction = GroupTimeoutAction(rawValue: action) else {
+            throw StoreError(.invalidArgument, "processor group_timeout_action \"\(action)\" is unknown")
+        }
+        definition.groupTimeoutAction = timeoutAction
         return definition
     }
 }

@@ -8,6 +8,17 @@ public enum ProcessorKind: String, Sendable, Codable, CaseIterable {
     case sampling
     /// Moves each message into `targetStore`.
     case failoverForwarding = "failover-forwarding"
+    /// Gathers messages into correlation groups and sends each full group to `targetStore` as
+    /// one message (Spring's aggregator, released by size).
+    case aggregating
+}
+
+/// What an aggregating processor does with a group that timed out.
+public enum GroupTimeoutAction: String, Sendable, Codable {
+    /// Release what the group holds, as a full group would be.
+    case send
+    /// Move its members to the dead letters (reason "group expired").
+    case deadLetter = "dead_letter"
 }
 
 /// One row of `depot.processors`: what to consume, where to deliver, how to pace and how to fail.
@@ -55,6 +66,20 @@ public struct ProcessorDefinition: Sendable, Equatable, Codable {
     public var maxStoreConnectionAttempts: Int = -1
     /// The wait between those attempts (MI's store.connection.retry.interval). Default 1000.
     public var storeConnectionRetryIntervalMilliseconds: Int = 1000
+    /// Aggregating: a group is released when it holds this many messages.
+    public var releaseSize: Int?
+    /// Aggregating: the header whose value correlates messages; nil = the message's group key.
+    public var correlationHeader: String?
+    /// Aggregating: the header whose value, on any member, is the group's full size (an end
+    /// marker); it wins over `releaseSize` for that group. Default nil.
+    public var releaseCountHeader: String?
+    /// Aggregating: a group that waited this long is released whatever its size; nil = never.
+    public var groupTimeoutMilliseconds: Int?
+    /// Aggregating: the group timeout counts from the group's last change instead of its first
+    /// message. Default false.
+    public var groupTimeoutFromLast: Bool = false
+    /// Aggregating: what a timed-out group does. Default `.send`.
+    public var groupTimeoutAction: GroupTimeoutAction = .send
 
     public init(name: String, kind: ProcessorKind, store: String) {
         self.name = name

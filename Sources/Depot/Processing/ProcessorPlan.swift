@@ -14,6 +14,8 @@ struct ProcessorPlan: Sendable {
     let faultHandler: MessageHandler?
     let deactivateHandler: MessageHandler?
     let cron: CronSchedule?
+    /// Set for an aggregating processor: its members hand each claimed batch to it.
+    var aggregator: GroupAggregator? = nil
 
     /// What decides whether a running processor must restart: its row and its endpoints.
     var fingerprint: Fingerprint { Fingerprint(definition: definition, endpoints: endpoints) }
@@ -66,14 +68,21 @@ struct ProcessorPlan: Sendable {
         case .failoverForwarding:
             guard let name = definition.targetStore else { throw PlanProblem("target_store is required for a failover-forwarding processor") }
             target = StoreTarget(store: try store(name, column: "target_store"))
+        case .aggregating:
+            guard let name = definition.targetStore else { throw PlanProblem("target_store is required for an aggregating processor") }
+            target = StoreTarget(store: try store(name, column: "target_store"))
         }
-        return ProcessorPlan(
+        var plan = ProcessorPlan(
             definition: definition, endpoints: used, source: try store(definition.store, column: "store"), target: target,
             failStore: try definition.failStore.map { try store($0, column: "fail_store") },
             replyHandler: try handler(definition.replyHandler, column: "reply_handler"),
             faultHandler: try handler(definition.faultHandler, column: "fault_handler"),
             deactivateHandler: try handler(definition.deactivateHandler, column: "deactivate_handler"),
             cron: cron)
+        if definition.kind == .aggregating {
+            plan.aggregator = try GroupAggregator(definition: definition, source: plan.source, target: (target as! StoreTarget).store)
+        }
+        return plan
     }
 }
 

@@ -33,6 +33,7 @@ extension Migration {
         Migration(file: "0011_name_characters.sql", bytes: PackageResources._011_name_characters_sql),
         Migration(file: "0012_cluster_pace.sql", bytes: PackageResources._012_cluster_pace_sql),
         Migration(file: "0013_in_order.sql", bytes: PackageResources._013_in_order_sql),
+        Migration(file: "0014_message_groups.sql", bytes: PackageResources._014_message_groups_sql),
         Migration(file: "0015_consumer_api.sql", bytes: PackageResources._015_consumer_api_sql),
         Migration(file: "0016_message_operations.sql", bytes: PackageResources._016_message_operations_sql),
         Migration(file: "0017_store_connection.sql", bytes: PackageResources._017_store_connection_sql),

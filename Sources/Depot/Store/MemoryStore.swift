@@ -12,7 +12,11 @@ public actor MemoryStore: MessageStore {
     private var keys: [String: UUID] = [:]
     private var deadLetters: [UUID: (Message, DeadLetterReason)] = [:]
     private var nextSequence = 1
-    private let now: @Sendable () -> Date
+    let now: @Sendable () -> Date
+    /// The store's message groups (`MessageGroupStore`, MemoryGroups.swift).
+    var groups = MemoryGroups()
+    /// Groups whose expiry callback is running.
+    var expiringGroups: Set<String> = []
 
     private struct Entry {
         var message: Message
