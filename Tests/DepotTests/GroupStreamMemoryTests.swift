@@ -19,7 +19,7 @@ struct GroupStreamMemoryTests {
         return (field("VmRSS"), field("VmHWM"))
     }
 
-    @Test("a large group streams in order with resident memory under 100 MiB")
+    @Test("a large group streams in order with resident memory growing by less than 60 MiB (a node under 100 MiB)")
     func largeGroupStreamsInBoundedMemory() async throws {
         let count = Int(ProcessInfo.processInfo.environment["DEPOT_GROUP_STREAM_COUNT"] ?? "") ?? 200_000
         let pool = try await TestDatabase.shared()
@@ -53,7 +53,10 @@ struct GroupStreamMemoryTests {
         print("group stream: \(count) messages filled in \(filled), streamed in \(streamed); VmRSS before \(before.rss) KiB, highest \(highest) KiB, after \(after.rss) KiB; VmHWM \(after.peak) KiB")
         #expect(seen == count)
         #expect(inOrder, "messages came out of order")
-        #expect(highest < 100 * 1024, "resident memory reached \(highest) KiB while streaming")
+        // This process holds whatever earlier tests left (160 MiB in a full run), so what the
+        // stream may cost is judged as growth: a node idles at about 40 MiB, and 60 MiB of growth
+        // keeps such a node under the 100 MiB (alone, the test grew by about 1 MiB).
+        #expect(highest - before.rss < 60 * 1024, "resident memory grew from \(before.rss) to \(highest) KiB while streaming")
         try await store.removeGroup("big")
     }
 }
