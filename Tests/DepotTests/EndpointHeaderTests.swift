@@ -8,23 +8,10 @@ import TestSupport
 /// the operator's and Depot's, never a producer's.
 @Suite("Endpoint headers win")
 struct EndpointHeaderTests {
-    /// A back end that keeps the headers of every request it answers.
-    final class Recorder: @unchecked Sendable {
-        private let lock = NSLock()
-        private var seen: [HTTPHeaders] = []
-        var requests: [HTTPHeaders] { lock.withLock { seen } }
-        func record(_ headers: HTTPHeaders) { lock.withLock { seen.append(headers) } }
-    }
-
     @Test("a message posted with Depot-Header-Authorization, -Host, -X-Api-Key and -Connection reaches the back end with the endpoint's values and its own Host")
     func endpointHeadersWin() async throws {
         let cluster = try await Cluster.fresh()
-        let recorder = Recorder()
-        let backEnd = HTTPServer(.init()) { request in
-            recorder.record(request.headers)
-            return HTTPResponse(status: 200)
-        }
-        try backEnd.start()
+        let backEnd = try RecordingBackEnd()
         defer { backEnd.stop() }
         try await cluster.sql("""
             INSERT INTO depot.stores (name) VALUES ('orders');
@@ -42,9 +29,9 @@ struct EndpointHeaderTests {
         ], body: Data("hello".utf8))
         #expect(posted.status == 202)
         let node = cluster.startNode("node-a")
-        let delivered = try await eventually { !recorder.requests.isEmpty }
+        let delivered = try await eventually { !backEnd.received.isEmpty }
         try await node.stop()
-        let headers = try #require(recorder.requests.first, "nothing reached the back end")
+        let headers = try #require(backEnd.received.first?.headers, "nothing reached the back end")
         #expect(delivered)
         #expect(headers.values("Authorization") == ["Bearer operator"])
         #expect(headers.values("X-Api-Key") == ["operator-key"])
@@ -58,12 +45,7 @@ struct EndpointHeaderTests {
     @Test("an endpoint with message_headers = '{X-Trace}' gets X-Trace from the message and no other message header")
     func endpointChoosesMessageHeaders() async throws {
         let cluster = try await Cluster.fresh()
-        let recorder = Recorder()
-        let backEnd = HTTPServer(.init()) { request in
-            recorder.record(request.headers)
-            return HTTPResponse(status: 200)
-        }
-        try backEnd.start()
+        let backEnd = try RecordingBackEnd()
         defer { backEnd.stop() }
         try await cluster.sql("""
             INSERT INTO depot.stores (name) VALUES ('orders');
@@ -74,10 +56,10 @@ struct EndpointHeaderTests {
             OutgoingMessage(payload: Data("x".utf8), headers: ["X-Trace": "t-1", "Authorization": "Bearer producer", "X-Other": "o"]),
         ])
         let node = cluster.startNode("node-a")
-        let delivered = try await eventually { !recorder.requests.isEmpty }
+        let delivered = try await eventually { !backEnd.received.isEmpty }
         try await node.stop()
         #expect(delivered)
-        let headers = try #require(recorder.requests.first)
+        let headers = try #require(backEnd.received.first?.headers)
         #expect(headers.values("X-Trace") == ["t-1"])
         #expect(headers.values("Authorization").isEmpty && headers.values("X-Other").isEmpty, "\(headers)")
     }

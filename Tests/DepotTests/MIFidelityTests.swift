@@ -13,10 +13,9 @@ struct MIFidelityTests {
     func failStoreWithoutDrop() async throws {
         let cluster = try await Cluster.fresh()
         // Refuses the message whose body is "poison", takes the rest.
-        let backEnd = HTTPServer(.init()) { request in
+        let backEnd = try RecordingBackEnd { request in
             HTTPResponse(status: request.body == Data("poison".utf8) ? 500 : 200)
         }
-        try backEnd.start()
         defer { backEnd.stop() }
         try await cluster.sql("""
             INSERT INTO depot.stores (name) VALUES ('orders'), ('orders-failed');
@@ -44,21 +43,14 @@ struct MIFidelityTests {
     func handlersSeeWhatHappened() async throws {
         let cluster = try await Cluster.fresh()
         // Answers "reply to <body>" with its own content type, or 503 for a body starting "fail".
-        let backEnd = HTTPServer(.init()) { request in
+        let backEnd = try RecordingBackEnd { request in
             let body = String(decoding: request.body, as: UTF8.self)
             if body.hasPrefix("fail") { return HTTPResponse(status: 503, body: Data("busy".utf8)) }
             return HTTPResponse(status: 200, headers: ["Content-Type": "text/x-reply"], body: Data("reply to \(body)".utf8))
         }
-        try backEnd.start()
         defer { backEnd.stop() }
-        let sinkBodies = Bodies()
-        let sink = HTTPServer(.init()) { request in
-            sinkBodies.add(request.body)
-            return HTTPResponse(status: 200)
-        }
-        try sink.start()
+        let sink = try RecordingBackEnd()
         defer { sink.stop() }
-        let sinkURL = "http://127.0.0.1:\(sink.port)/in"
         let seen = Recorder()
         var handlers = HandlerRegistry.stock
         for name in ["record-reply", "record-fault", "record-deactivation"] {
@@ -66,7 +58,7 @@ struct MIFidelityTests {
         }
         try await cluster.sql("""
             INSERT INTO depot.stores (name) VALUES ('good'), ('bad'), ('called');
-            INSERT INTO depot.endpoints (name, url) VALUES ('backend', 'http://127.0.0.1:\(backEnd.port)/in'), ('sink', '\(sinkURL)');
+            INSERT INTO depot.endpoints (name, url) VALUES ('backend', 'http://127.0.0.1:\(backEnd.port)/in'), ('sink', '\(sink.url)');
             INSERT INTO depot.processors (name, kind, store, target_endpoint, interval_ms, reply_handler)
             VALUES ('replies', 'forwarding', 'good', 'backend', 0, 'record-reply'),
                    ('calls', 'forwarding', 'called', 'backend', 0, 'call:sink');
@@ -79,7 +71,7 @@ struct MIFidelityTests {
         _ = try await PostgresStore(name: "called", pool: cluster.pool).store(OutgoingMessage(text: "ping"))
         let node = cluster.startNode("node-a", handlers: handlers)
         let done = try await eventually(timeout: .seconds(20)) {
-            seen.count("record-deactivation") == 1 && seen.count("record-reply") == 1 && sinkBodies.all.count == 1
+            seen.count("record-deactivation") == 1 && seen.count("record-reply") == 1 && sink.received.count == 1
         }
         try await node.stop()
         #expect(done, "seen: \(seen.names)")
@@ -104,7 +96,7 @@ struct MIFidelityTests {
         #expect(deactivation.message.payload == Data("fail me".utf8))
 
         // call:sink as the reply handler sent the reply's body, not the request again.
-        #expect(sinkBodies.all == [Data("reply to ping".utf8)])
+        #expect(sink.received.map(\.body) == [Data("reply to ping".utf8)])
     }
 }
 
@@ -118,10 +110,3 @@ private final class Recorder: @unchecked Sendable {
     var names: [String] { lock.withLock { contexts.map(\.0) } }
 }
 
-/// Request bodies a test back end received.
-private final class Bodies: @unchecked Sendable {
-    private let lock = NSLock()
-    private var bodies: [Data] = []
-    func add(_ body: Data) { lock.withLock { bodies.append(body) } }
-    var all: [Data] { lock.withLock { bodies } }
-}
