@@ -7,7 +7,7 @@ import Glibc
 /// Every verb, in the order `depot --help` lists them.
 let commands: [Command] = [
     migrateCommand, storeCommand, statsCommand, storesCommand, peekCommand, messagesCommand, processorsCommand, processorCommand,
-    deadLettersCommand, nodesCommand, nodeCommand, echoServerCommand, importSynapseCommand, benchCommand, chaosCommand, fuzzCommand,
+    deadLettersCommand, nodesCommand, nodeCommand, echoServerCommand, importSynapseCommand, benchCommand, chaosCommand, fuzzCommand, schemaCommand,
 ]
 
 private let verbWidth = commands.map(\.name.count).max() ?? 0

@@ -25,7 +25,7 @@ struct AggregatingKillTests {
             return OutgoingMessage(payload: Data("{\"g\": \(group), \"n\": \(index)}".utf8),
                                    headers: ["Order": "g\(group)"], contentType: "application/json")
         }
-        var nodes = ["node-1": try cluster.startNodeProcess("node-1"), "node-2": try cluster.startNodeProcess("node-2")]
+        let nodes = ["node-1": try cluster.startNodeProcess("node-1"), "node-2": try cluster.startNodeProcess("node-2")]
         defer { nodes.values.forEach { $0.signal(SIGKILL); $0.cleanUp() } }
         let producer = Task {
             for start in stride(from: 0, to: messages.count, by: 50) {

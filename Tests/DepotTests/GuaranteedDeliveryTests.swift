@@ -13,7 +13,7 @@ struct GuaranteedDeliveryTests {
         let server = try await ThrowawayPostgres.start()
         defer { Task { await server.destroy() } }
         let pool = ConnectionPool(ConnectionConfiguration(server.url), maximumConnections: 5)
-        try await pool.withConnection { try await Migrator().migrate(on: $0) }
+        _ = try await pool.withConnection { try await Migrator().migrate(on: $0) }
         try await pool.withConnection { try await $0.executeUnsafeScript("""
             INSERT INTO depot.stores (name, kind) VALUES ('orders-failover', 'memory');
             INSERT INTO depot.stores (name, failover_store, guaranteed_delivery) VALUES ('orders', 'orders-failover', true);

@@ -26,7 +26,7 @@ struct InOrderTests {
             """)
         let count = 600
         _ = try await cluster.storeTexts("orders", count: count, prefix: "")
-        var nodes = ["node-1": try cluster.startNodeProcess("node-1"), "node-2": try cluster.startNodeProcess("node-2")]
+        let nodes = ["node-1": try cluster.startNodeProcess("node-1"), "node-2": try cluster.startNodeProcess("node-2")]
         defer { nodes.values.forEach { $0.signal(SIGKILL) } }
 
         // Kill whichever node holds the head once a quarter is through.

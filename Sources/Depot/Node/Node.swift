@@ -188,7 +188,7 @@ public actor Node {
             let id = UUID()
             finishing[id] = Task {
                 await entry.task.value
-                await self.forgetFinished(id)
+                self.forgetFinished(id)
             }
             running[name] = nil
             NodeLog.info(node: configuration.name, "processor \(name) stopped")

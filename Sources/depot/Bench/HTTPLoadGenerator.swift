@@ -21,6 +21,12 @@ struct HTTPLoadGenerator {
     let request: [UInt8]
     /// The status that counts as accepted; any other is refused.
     let acceptedStatus: Int
+    /// Time between one connection's requests (nil: the next as soon as the answer is in). A
+    /// connection whose answer comes later than that sends at once, so the offered rate holds
+    /// while the server keeps up and shows when it does not.
+    var interval: Duration? = nil
+    /// Makes each request afresh (e.g. with the moment it is sent in its body); nil sends `request`.
+    var makeRequest: (@Sendable () -> [UInt8])? = nil
 
     /// Runs until `seconds` have passed, on a thread of its own (never the cooperative pool).
     func run(seconds: Int) async throws -> Outcome {
@@ -35,6 +41,8 @@ struct HTTPLoadGenerator {
         var descriptor: Int32
         var buffer: [UInt8] = []
         var started = ContinuousClock.now
+        /// When a paced connection sends next; nil while a request is in flight.
+        var due: ContinuousClock.Instant?
     }
 
     private func runBlocking(until deadline: ContinuousClock.Instant) throws -> Outcome {
@@ -43,11 +51,16 @@ struct HTTPLoadGenerator {
         for _ in 0..<connections { clients.append(Client(descriptor: try connectLoopback())) }
         var result = Outcome()
         result.latencies.reserveCapacity(1 << 20)
-        for index in clients.indices { try send(&clients[index]) }
+        // Paced connections start spread over one interval, not all in the same instant.
+        let start = ContinuousClock.now
+        for index in clients.indices {
+            if let interval { clients[index].due = start + interval * (Double(index) / Double(connections)) } else { try send(&clients[index]) }
+        }
         var polled = clients.map { pollfd(fd: $0.descriptor, events: Int16(POLLIN), revents: 0) }
         var scratch = [UInt8](repeating: 0, count: 65536)
         while ContinuousClock.now < deadline {
-            let ready = poll(&polled, nfds_t(polled.count), 100)
+            if interval != nil { try sendDue(&clients) }
+            let ready = poll(&polled, nfds_t(polled.count), pollTimeout(clients))
             if ready < 0 && errno == EINTR { continue }
             guard ready >= 0 else { throw BenchFailure("poll failed: \(String(cString: strerror(errno)))") }
             for index in polled.indices where polled[index].revents != 0 {
@@ -58,18 +71,41 @@ struct HTTPLoadGenerator {
                 while let status = try takeResponse(&clients[index].buffer) {
                     result.latencies.append(.now - clients[index].started)
                     if status == acceptedStatus { result.accepted += 1 } else { result.refused += 1 }
-                    if ContinuousClock.now < deadline { try send(&clients[index]) }
+                    guard ContinuousClock.now < deadline else { continue }
+                    if let interval {
+                        clients[index].due = max(clients[index].started + interval, .now)
+                    } else {
+                        try send(&clients[index])
+                    }
                 }
             }
         }
         return result
     }
 
+    /// Sends on every paced connection whose time has come.
+    private func sendDue(_ clients: inout [Client]) throws {
+        let now = ContinuousClock.now
+        for index in clients.indices {
+            guard let due = clients[index].due, due <= now else { continue }
+            try send(&clients[index])
+        }
+    }
+
+    /// Milliseconds poll(2) may wait: until the next paced send, at most 100.
+    private func pollTimeout(_ clients: [Client]) -> Int32 {
+        guard interval != nil, let next = clients.compactMap(\.due).min() else { return 100 }
+        let milliseconds = (next - .now).benchSeconds * 1000
+        return Int32(max(0, min(100, milliseconds.rounded(.up))))
+    }
+
     private func send(_ client: inout Client) throws {
         client.started = .now
-        let sent = request.withUnsafeBytes { Glibc.send(client.descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        client.due = nil
+        let bytes = makeRequest?() ?? request
+        let sent = bytes.withUnsafeBytes { Glibc.send(client.descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         // A request of a few hundred bytes always fits an empty socket buffer.
-        guard sent == request.count else { throw BenchFailure("sending an HTTP request failed: \(String(cString: strerror(errno)))") }
+        guard sent == bytes.count else { throw BenchFailure("sending an HTTP request failed: \(String(cString: strerror(errno)))") }
     }
 
     /// Removes one whole response from the front of `buffer` and returns its status, or nil when

@@ -3,7 +3,7 @@ import Foundation
 import Postgres
 
 /// Every scenario `--only` can name, in the order a run takes them.
-private let scenarioNames = ["enqueue", "drain", "latency", "forwarding", "burst", "backlog", "journal", "soak"]
+private let scenarioNames = ["enqueue", "drain", "latency", "forwarding", "burst", "mixed", "backlog", "journal", "soak"]
 
 let benchCommand = Command(
     name: "bench",
@@ -31,7 +31,7 @@ let benchCommand = Command(
     }
     let pool = ConnectionPool(configuration, maximumConnections: 12)
     defer { Task { await pool.close() } }
-    try await pool.withConnection { try await Migrator().migrate(on: $0) }
+    _ = try await pool.withConnection { try await Migrator().migrate(on: $0) }
     try await refuseDatabaseInUse(pool, verb: "bench", deleting: "every message, processor and endpoint", script: "scripts/bench")
 
     let progress: @Sendable (String) -> Void = { FileHandle.standardError.write(Data("bench: \($0)\n".utf8)) }
@@ -47,6 +47,7 @@ let benchCommand = Command(
         case "latency": figures += try await LatencyBench.run(context)
         case "forwarding": figures += try await ForwardingBench.run(context)
         case "burst": figures += try await ColdBurstBench.run(context)
+        case "mixed": figures += try await MixedLoadBench.run(context)
         case "backlog":
             // Judged against the cold burst's rate when it ran, else the small-store drain's.
             let small = figures.first { $0.scenario == "burst" && $0.measure.hasSuffix("8 members") }

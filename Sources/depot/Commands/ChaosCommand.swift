@@ -52,7 +52,7 @@ let chaosCommand = Command(
 
     let pool = ConnectionPool(.fromEnvironment(), maximumConnections: 8)
     defer { Task { await pool.close() } }
-    try await pool.withConnection { try await Migrator().migrate(on: $0) }
+    _ = try await pool.withConnection { try await Migrator().migrate(on: $0) }
     try await refuseDatabaseInUse(pool, verb: "chaos", deleting: "its chaos-* stores, processors, endpoints and their messages", script: "scripts/chaos")
 
     let ledger = ChaosLedger()
