@@ -7,6 +7,9 @@ public final class Rows: @unchecked Sendable, Sequence {
     /// Column names, in order.
     public let columns: [String]
     let types: [PostgresType]
+    /// Each column name's position, looked up once per result rather than once per row decoded
+    /// by name (the first column wins when two share a name, as `firstIndex` did).
+    private let positions: [String: Int]
     /// Rows affected by INSERT/UPDATE/DELETE, or rows returned by SELECT.
     public let affectedRows: Int
     /// How many rows came back.
@@ -22,6 +25,7 @@ public final class Rows: @unchecked Sendable, Sequence {
             affectedRows = 0
             count = 0
             commandTag = ""
+            positions = [:]
             return
         }
         let fieldCount = Int(PQnfields(result))
@@ -30,6 +34,7 @@ public final class Rows: @unchecked Sendable, Sequence {
         count = Int(PQntuples(result))
         affectedRows = Int(String(cString: PQcmdTuples(result))) ?? count
         commandTag = String(cString: PQcmdStatus(result)).split(separator: " ").first.map(String.init) ?? ""
+        positions = Dictionary(columns.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
     deinit { if let result { PQclear(result) } }
@@ -48,7 +53,7 @@ public final class Rows: @unchecked Sendable, Sequence {
         }
     }
 
-    func columnIndex(_ name: String) -> Int? { columns.firstIndex(of: name) }
+    func columnIndex(_ name: String) -> Int? { positions[name] }
 }
 
 /// One row of a result. Decode columns by name or position into Swift types.

@@ -94,7 +94,7 @@ struct BenchContext: Sendable {
         components.path = "/" + name
         let url = components.string!
         let fresh = ConnectionPool(ConnectionConfiguration(url), maximumConnections: 4)
-        try await fresh.withConnection { try await Migrator().migrate(on: $0) }
+        _ = try await fresh.withConnection { try await Migrator().migrate(on: $0) }
         return BenchContext(databaseURL: url, pool: fresh, binary: binary, quick: quick, references: references, serverCPU: serverCPU)
     }
 
