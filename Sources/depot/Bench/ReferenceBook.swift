@@ -6,7 +6,7 @@ import Foundation
 final class ReferenceBook: @unchecked Sendable {
     private let databaseURL: String
     /// Seconds per reference run; 0 measures nothing.
-    private let seconds: Int
+    let seconds: Int
     private let progress: @Sendable (String) -> Void
     private let lock = NSLock()
     private var measured: [ReferenceFigure] = []
