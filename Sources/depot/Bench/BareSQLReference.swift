@@ -53,7 +53,7 @@ enum BareSQLReference {
 
     // MARK: - Scenarios
 
-    private struct Scenario: Sendable {
+    fileprivate struct Scenario: Sendable {
         enum Kind: Sendable { case insert, claimDelete, claimAck }
         let kind: Kind
         let rows: Int     // messages per pgbench transaction (per script run)
@@ -206,7 +206,7 @@ enum BareSQLReference {
 
     // MARK: - pgbench
 
-    private struct Pgbench: Sendable {
+    struct Pgbench: Sendable {
         let executable: String
         let environment: [String: String]
         let folder: URL
@@ -214,11 +214,17 @@ enum BareSQLReference {
 
         /// Runs `scenario`'s script; returns pgbench's tps (without initial connection time) and
         /// how many transactions (script runs) it completed.
-        func run(_ scenario: Scenario) async throws -> (tps: Double, transactions: Int) {
-            let script = folder.appendingPathComponent(scenario.key.replacingOccurrences(of: "/", with: "_") + ".sql")
-            try scenario.script.write(to: script, atomically: true, encoding: .utf8)
-            let threads = min(scenario.clients, 2)
-            let arguments = ["--no-vacuum", "-f", script.path, "-c", "\(scenario.clients)", "-j", "\(threads)", "-T", "\(seconds)"]
+        fileprivate func run(_ scenario: Scenario) async throws -> (tps: Double, transactions: Int) {
+            try await run(script: scenario.script, key: scenario.key, clients: scenario.clients, length: ["-T", "\(seconds)"])
+        }
+
+        /// Runs `script` (pgbench's script language) on `clients` connections for `length`
+        /// (`-T seconds` or `-t transactions per client`); `key` names it in files and errors.
+        func run(script text: String, key: String, clients: Int, length: [String]) async throws -> (tps: Double, transactions: Int) {
+            let script = folder.appendingPathComponent(key.replacingOccurrences(of: "/", with: "_") + ".sql")
+            try text.write(to: script, atomically: true, encoding: .utf8)
+            let threads = min(clients, 2)
+            let arguments = ["--no-vacuum", "-f", script.path, "-c", "\(clients)", "-j", "\(threads)"] + length
             let child = try ChildProcess(executable, arguments, environment: environment)
             defer { child.cleanUp() }
             let status = await withTaskCancellationHandler {
@@ -230,11 +236,11 @@ enum BareSQLReference {
             let output = child.stdout
             guard status == 0 else {
                 throw CLIFailure.unavailable(
-                    "bare SQL \(scenario.key): pgbench failed (exit status \(status)):\n\(Self.lastLines(child.stderr + output))")
+                    "bare SQL \(key): pgbench failed (exit status \(status)):\n\(Self.lastLines(child.stderr + output))")
             }
             guard let tps = Self.tps(in: output), let transactions = Self.transactions(in: output) else {
                 throw CLIFailure.unavailable(
-                    "bare SQL \(scenario.key): no \"tps = … (without initial connection time)\" or \"number of transactions actually processed\" "
+                    "bare SQL \(key): no \"tps = … (without initial connection time)\" or \"number of transactions actually processed\" "
                         + "line in pgbench's output:\n\(Self.lastLines(output))")
             }
             return (tps, transactions)

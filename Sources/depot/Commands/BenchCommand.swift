@@ -3,7 +3,7 @@ import Foundation
 import Postgres
 
 /// Every scenario `--only` can name, in the order a run takes them.
-private let scenarioNames = ["enqueue", "drain", "latency", "forwarding", "burst", "mixed", "backlog", "journal", "soak"]
+private let scenarioNames = ["enqueue", "drain", "latency", "forwarding", "burst", "mixed", "sql-consumer", "backlog", "journal", "soak"]
 
 let benchCommand = Command(
     name: "bench",
@@ -48,6 +48,10 @@ let benchCommand = Command(
         case "forwarding": figures += try await ForwardingBench.run(context)
         case "burst": figures += try await ColdBurstBench.run(context)
         case "mixed": figures += try await MixedLoadBench.run(context)
+        case "sql-consumer":
+            let swift = figures.first { $0.scenario == "drain" && $0.measure.hasSuffix("8 members") }
+                ?? figures.first { $0.scenario == "burst" && $0.measure.hasSuffix("8 members") }
+            figures += try await SQLConsumerBench.run(context, against: swift)
         case "backlog":
             // Judged against the cold burst's rate when it ran, else the small-store drain's.
             let small = figures.first { $0.scenario == "burst" && $0.measure.hasSuffix("8 members") }
