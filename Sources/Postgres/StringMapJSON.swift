@@ -1,6 +1,6 @@
 /// Reads a JSON object whose values are all strings (`{"a": "x", "b": "y"}`) straight from its
 /// bytes: message headers come back with every claimed message, and `JSONDecoder` was the
-/// largest cost of a drain in the node (17% of its CPU). Anything else, valid JSON or not, gives
+/// largest cost of a drain in the node. Anything else, valid JSON or not, gives
 /// nil, and the caller falls back to `JSONDecoder`, which says what is wrong.
 enum StringMapJSON {
     static func parse(_ bytes: UnsafeRawBufferPointer) -> [String: String]? {

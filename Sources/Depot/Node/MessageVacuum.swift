@@ -7,18 +7,15 @@ import Postgres
 /// An ack deletes rows, but their index entries stay at the head of `messages_claim_order` until
 /// a vacuum removes them, and every claim starts its index scan there and walks past them.
 /// Autovacuum visits a table at most once a minute (autovacuum_naptime) and runs throttled, so a
-/// fast drain of a large backlog leaves hundreds of thousands behind: measured on 2 cores, one
-/// claim at 500,000 dead rows read 2,000 index pages (9.6 ms), and a backlog of 1,000,000 drained
-/// at 11,900–13,800 msg/s, slowing as it went. With the node vacuuming, alternating runs drained
-/// it at 17,700 msg/s against 12,900 without.
+/// fast drain of a large backlog leaves hundreds of thousands behind, each claim walks past more
+/// of them, and the drain slows as it goes (the README's Performance section has the figures).
 ///
 /// A manual VACUUM runs unthrottled but only when dead rows pass `threshold(live:)`: an
 /// enqueue-only load leaves none, so producers do not pay for it. SKIP_LOCKED: when another
 /// node or autovacuum is already vacuuming the table, this one leaves it to them. PARALLEL 0:
 /// a parallel vacuum puts its list of dead rows in a dynamic shared memory segment that it
 /// sizes for the whole table (maintenance_work_mem, 64 MB by default) and fills with zeros
-/// before it starts, so on a 1,000,000-row table with 50,000 dead rows it took 0.13–0.43 s
-/// (mostly system time) where one process alone took 0.04 s.
+/// before it starts, which on a large table with few dead rows costs more than the vacuum.
 struct MessageVacuum: Sendable {
     /// Fewest dead rows worth a vacuum.
     let minimumDeadRows: Int

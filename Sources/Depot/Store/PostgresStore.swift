@@ -289,8 +289,7 @@ public struct PostgresStore: MessageStore {
     ///
     /// Why the limit is written into the text: with `LIMIT $n` the generic plan must guess the
     /// row count (a tenth of the table) and comes out as a hash join over a scan of every row, so
-    /// PostgreSQL planned the statement afresh on every call (6.5% of the machine's CPU while
-    /// draining a 1,000,000 backlog). With the number in the text the generic plan is the
+    /// PostgreSQL planned the statement afresh on every call. With the number in the text the generic plan is the
     /// custom one and is planned once per connection; a processor's limit never changes, so each
     /// connection prepares one text per limit. A plain claim has its own text without the
     /// delete, since an empty array would make the custom plan look cheaper and win again.
@@ -301,9 +300,7 @@ public struct PostgresStore: MessageStore {
     /// is left as it is, neither leased nor counted, for a later claim.
     /// Why the acked ids are compared only with expired leases: a row being acked is leased to
     /// this consumer, so it never has a NULL `locked_until`; and the array is a parameter, which
-    /// PostgreSQL does not hash, so each comparison walks all of it (`<> ALL` on every free row
-    /// the scan met was 3% of the machine's samples while 8 members drained, under perf; the
-    /// drain's rate moved within its noise).
+    /// PostgreSQL does not hash, so each comparison walks all of it.
     static func messageClaim(store: String, limit: Int, consumer: String, lease: Duration, acking: [UUID] = []) -> SQL {
         let order = "ORDER BY m.priority DESC, m.seq LIMIT \(limit) FOR UPDATE SKIP LOCKED"
         let leaseNext: SQL = """
