@@ -39,9 +39,9 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
     /// True when the connection is unusable and a new one is needed (server restart, network loss).
     public var isConnectionLoss: Bool {
         if kind == .connection { return true }
-        guard let code = sqlState?.code else { return false }
-        // Class 08 (connection exception) and 57P01-57P03 (admin shutdown, crash shutdown, cannot connect now).
-        return code.hasPrefix("08") || code == "57P01" || code == "57P02" || code == "57P03"
+        guard let state = sqlState else { return false }
+        return state.errorClass == SQLState.connectionExceptionClass
+            || state == .adminShutdown || state == .crashShutdown || state == .cannotConnectNow
     }
 
     public var description: String {
@@ -58,23 +58,4 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
         if let query { parts.append("query: \(query)") }
         return parts.joined(separator: ", ") + ")"
     }
-}
-
-/// A SQLSTATE code. Only the codes Depot branches on are named.
-public struct SQLState: Hashable, Sendable, CustomStringConvertible {
-    public let code: String
-    public init(_ code: String) { self.code = code }
-    public var description: String { code }
-
-    public static let uniqueViolation = SQLState("23505")
-    public static let foreignKeyViolation = SQLState("23503")
-    public static let checkViolation = SQLState("23514")
-    public static let notNullViolation = SQLState("23502")
-    public static let raiseException = SQLState("P0001")
-    public static let serializationFailure = SQLState("40001")
-    public static let lockNotAvailable = SQLState("55P03")
-    public static let undefinedTable = SQLState("42P01")
-    public static let invalidPassword = SQLState("28P01")
-    public static let invalidAuthorization = SQLState("28000")
-    public static let invalidCatalogName = SQLState("3D000")
 }

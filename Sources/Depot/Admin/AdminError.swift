@@ -28,16 +28,12 @@ public struct AdminError: Error, Sendable, CustomStringConvertible {
     static func translating<T>(_ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
-        } catch let error as PostgresError where error.sqlState == undefinedObject {
+        } catch let error as PostgresError where error.sqlState == .undefinedObject {
             throw AdminError(.notFound, error.message, hint: error.hint)
-        } catch let error as PostgresError where error.sqlState == invalidParameterValue {
+        } catch let error as PostgresError where error.sqlState == .invalidParameterValue {
             throw AdminError(.invalidArgument, error.message, hint: error.hint)
-        } catch let error as PostgresError where error.sqlState == objectInUse {
+        } catch let error as PostgresError where error.sqlState == .objectInUse {
             throw AdminError(.inUse, error.message, hint: error.hint)
         }
     }
-
-    static let undefinedObject = SQLState("42704")
-    static let invalidParameterValue = SQLState("22023")
-    static let objectInUse = SQLState("55006")
 }

@@ -133,7 +133,7 @@ public struct IngressService: Sendable {
         } catch where Producer.isUnavailability(error) {
             throw HTTPError(503, "store \"\(store)\" cannot take messages now (\(error)) and has no guaranteed delivery; "
                 + "retry later, or set guaranteed_delivery and a failover_store on its depot.stores row")
-        } catch let error as PostgresError where error.kind == .server && error.sqlState?.code.hasPrefix("22") == true {
+        } catch let error as PostgresError where error.kind == .server && error.sqlState?.errorClass == SQLState.dataExceptionClass {
             throw HTTPError(400, "the database refused the message: \(error.message)")
         }
     }

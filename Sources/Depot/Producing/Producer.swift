@@ -93,8 +93,8 @@ public final class Producer: Sendable {
         guard let error = error as? PostgresError else { return false }
         if error.isConnectionLoss { return true }
         // Out of resources (53…), a cancelled statement, a read-only server during a failover.
-        guard let code = error.sqlState?.code else { return false }
-        return code.hasPrefix("53") || code == "57014" || code == "25006"
+        guard let state = error.sqlState else { return false }
+        return state.errorClass == SQLState.insufficientResourcesClass || state == .queryCanceled || state == .readOnlySQLTransaction
     }
 }
 

@@ -60,7 +60,7 @@ public struct PostgresStore: MessageStore {
         do {
             let rows = try await connection.query(Self.messageStoreBatch(store: name, messages))
             return try rows.map { StoreReceipt(id: try $0.decode(at: 0), created: try $0.decode(at: 1)) }
-        } catch let error as PostgresError where error.sqlState == SQLState("42704") {
+        } catch let error as PostgresError where error.sqlState == .undefinedObject {
             throw StoreError.undeclared(name)
         }
     }
