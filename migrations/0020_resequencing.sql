@@ -9,9 +9,10 @@
 -- after it). A number at or below the last released (a duplicate, or one that came after its gap
 -- was skipped) is dead-lettered, saying so.
 --
--- This replaces 0014's row check with the same rules plus the kind and its two columns.
+-- Also here, the aggregating processor's output_format (below, with the release functions it
+-- changes). This replaces 0014's row check with the same rules plus the kind and the columns.
 ALTER TABLE depot.processors ADD COLUMN sequence_header text DEFAULT 'Depot-Sequence-Number',
-    ADD COLUMN gap_timeout_ms bigint;
+    ADD COLUMN gap_timeout_ms bigint, ADD COLUMN output_format text NOT NULL DEFAULT 'json_array';
 
 -- Where operators see the gaps a resequencer skipped: one row per gap, kept until deleted.
 CREATE TABLE depot.sequence_gaps (
@@ -72,6 +73,10 @@ BEGIN
     IF NEW.gap_timeout_ms IS NOT NULL AND NEW.gap_timeout_ms < 0 THEN
         PERFORM depot.refuse('processors', 'gap_timeout_ms', format('is %s; it must be 0 or more, or NULL to wait for every gap to fill', NEW.gap_timeout_ms),
             'e.g. 30000: a message held 30 s behind a missing number goes out, and the gap is recorded');
+    END IF;
+    IF NEW.output_format IS NULL OR NEW.output_format NOT IN ('json_array', 'ndjson', 'concatenated') THEN
+        PERFORM depot.refuse('processors', 'output_format', format('is %s', coalesce(quote_literal(NEW.output_format), 'NULL')),
+            'use ''json_array'' (the default), ''ndjson'' or ''concatenated''');
     END IF;
     IF NEW.group_timeout_ms IS NOT NULL AND NEW.group_timeout_ms < 0 THEN
         PERFORM depot.refuse('processors', 'group_timeout_ms', format('is %s; it must be 0 or more, or NULL for none', NEW.group_timeout_ms),
@@ -346,6 +351,193 @@ BEGIN
     LOOP
         RETURN QUERY SELECT g.key, r.released, r.dead_lettered, r.gaps
         FROM depot.group_resequence_release(p_store, g.key, p_sequence_header, p_timeout_ms, p_target_store, p_processor) r;
+    END LOOP;
+END
+$$;
+
+-- The aggregate's form, a processor column (output_format) and an argument of the release
+-- functions: 'json_array' (0014's, the default: the members' payloads as one JSON array,
+-- application/json), 'ndjson' (each member as one line of JSON, as it would be an element of the
+-- array, application/x-ndjson) or 'concatenated' (the members' payload bytes one after another,
+-- with their content type when they all share one, else application/octet-stream). 0014's
+-- release functions are replaced by ones that take it last, defaulting to 'json_array', so that
+-- calls written for 0014 mean what they meant.
+
+DROP FUNCTION depot.group_aggregate(text, text, uuid[], text, integer, text, text);
+DROP FUNCTION depot.group_release_expired(text, bigint, boolean, text, text, text, integer);
+DROP FUNCTION depot.group_release(text, text, text);
+
+-- Releases a group: one message into p_target_store holding the members' payloads in arrival
+-- order in the form p_format names (above), their headers merged (a later member's value wins)
+-- with Depot-Group and Depot-Group-Size; then the group and its members go. Both in the caller's
+-- transaction, so a release is committed with the removal of its members or not at all. Returns
+-- the new id.
+CREATE FUNCTION depot.group_release(p_store text, p_group text, p_target_store text, p_format text DEFAULT 'json_array') RETURNS uuid
+LANGUAGE plpgsql AS $$
+DECLARE
+    released uuid := gen_random_uuid();
+    body_json jsonb;
+    body bytea;
+    v_type text;
+BEGIN
+    IF p_format IS NULL OR p_format NOT IN ('json_array', 'ndjson', 'concatenated') THEN
+        PERFORM depot.group_refuse('format', format('is %s', coalesce(quote_literal(p_format), 'NULL')),
+                                   'use ''json_array'', ''ndjson'' or ''concatenated''');
+    END IF;
+    IF p_format = 'concatenated' THEN
+        SELECT coalesce(string_agg(m.payload, ''::bytea ORDER BY m.seq), ''::bytea),
+               CASE WHEN count(*) > 0 AND count(DISTINCT coalesce(m.content_type, '')) = 1 THEN min(m.content_type)
+                    ELSE 'application/octet-stream' END
+        INTO body, v_type FROM depot.group_messages m WHERE m.store = p_store AND m.group_key = p_group;
+    ELSE
+        -- The members as they usually are (UTF-8, valid JSON where the type says JSON) in one pass
+        -- and one subtransaction; only a group holding an odd member pays depot.payload_json's two
+        -- subtransactions per member.
+        BEGIN
+            SELECT coalesce(jsonb_agg(CASE WHEN m.content_type ~* '^application/([a-z0-9.+-]*\+)?json'
+                                           THEN convert_from(m.payload, 'UTF8')::jsonb
+                                           ELSE to_jsonb(convert_from(m.payload, 'UTF8')) END ORDER BY m.seq), '[]')
+            INTO body_json FROM depot.group_messages m WHERE m.store = p_store AND m.group_key = p_group;
+        EXCEPTION WHEN character_not_in_repertoire OR untranslatable_character OR invalid_text_representation THEN
+            SELECT coalesce(jsonb_agg(depot.payload_json(m.payload, m.content_type) ORDER BY m.seq), '[]')
+            INTO body_json FROM depot.group_messages m WHERE m.store = p_store AND m.group_key = p_group;
+        END;
+        IF p_format = 'ndjson' THEN
+            -- jsonb's text is one line: a newline inside a string is written \n.
+            SELECT convert_to(coalesce(string_agg(e.value::text || E'\n', '' ORDER BY e.ord), ''), 'UTF8')
+            INTO body FROM jsonb_array_elements(body_json) WITH ORDINALITY AS e (value, ord);
+            v_type := 'application/x-ndjson';
+        ELSE
+            body := convert_to(body_json::text, 'UTF8');
+            v_type := 'application/json';
+        END IF;
+    END IF;
+    INSERT INTO depot.messages (id, store, payload, headers, content_type)
+    SELECT released, p_target_store, body,
+           coalesce((SELECT jsonb_object_agg(h.key, h.value ORDER BY g.seq)
+                     FROM depot.group_messages g, jsonb_each(g.headers) h
+                     WHERE g.store = p_store AND g.group_key = p_group), '{}')
+             || jsonb_build_object('Depot-Group', p_group, 'Depot-Group-Size', count(*)::text),
+           v_type
+    FROM depot.group_messages m WHERE m.store = p_store AND m.group_key = p_group;
+    DELETE FROM depot.message_groups m WHERE m.store = p_store AND m.group_key = p_group;
+    RETURN released;
+END
+$$;
+
+-- 0014's group_aggregate, passing p_format to depot.group_release.
+-- An aggregating member's step for a claimed batch, in one transaction: the messages p_consumer
+-- still holds leave the store and join their groups (one depot.group_add per group, groups in
+-- key order so two members never wait on each other in a circle), and every group that reaches
+-- its size is released (depot.group_release): the count a member's p_count_header carried (kept
+-- as the group's condition, so members after the marker need not carry it), else p_release_size.
+-- A message is in the store or in its group,
+-- never both and never neither; a group is released once, by whichever add completed it.
+-- Messages without a correlation key stay leased, for the caller to dead-letter. Returns one
+-- row per release.
+CREATE FUNCTION depot.group_aggregate(p_store text, p_consumer text, p_ids uuid[], p_correlation_header text,
+                                      p_release_size integer, p_target_store text, p_count_header text DEFAULT NULL,
+                                      p_format text DEFAULT 'json_array')
+RETURNS TABLE (group_key text, released_id uuid, released_size bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_keys text[];
+    v_payloads bytea[];
+    v_headers jsonb[];
+    v_types text[];
+    v_ids uuid[];
+    n integer;
+    i integer := 1;
+    j integer;
+    v_size bigint;
+    v_condition text;
+    v_count text;
+BEGIN
+    IF p_release_size < 1 THEN
+        PERFORM depot.group_refuse('release_size', format('must be at least 1, got %s', coalesce(p_release_size::text, 'NULL')),
+                                   'e.g. 1000, or NULL to release only by p_count_header or timeout');
+    END IF;
+    IF p_target_store IS NULL THEN
+        PERFORM depot.group_refuse('target_store', 'is NULL', 'name the store released groups go to');
+    END IF;
+    WITH taken AS (
+        DELETE FROM depot.messages m
+        WHERE m.id = ANY(p_ids) AND m.store = p_store AND m.locked_by = p_consumer
+          AND coalesce(m.headers ->> p_correlation_header, m.group_key) IS NOT NULL
+        RETURNING coalesce(m.headers ->> p_correlation_header, m.group_key) AS key, m.seq, m.id, m.payload, m.headers, m.content_type
+    )
+    SELECT array_agg(t.key ORDER BY t.key, t.seq), array_agg(t.payload ORDER BY t.key, t.seq), array_agg(t.headers ORDER BY t.key, t.seq),
+           array_agg(t.content_type ORDER BY t.key, t.seq), array_agg(t.id ORDER BY t.key, t.seq)
+    INTO v_keys, v_payloads, v_headers, v_types, v_ids
+    FROM taken t;
+    n := coalesce(cardinality(v_keys), 0);
+    WHILE i <= n LOOP
+        j := i;
+        WHILE j < n AND v_keys[j + 1] = v_keys[i] LOOP
+            j := j + 1;
+        END LOOP;
+        SELECT a.size, a.condition INTO v_size, v_condition
+        FROM depot.group_add(p_store, v_keys[i], v_payloads[i:j], v_headers[i:j], v_types[i:j], v_ids[i:j], 'new_group') a;
+        -- A count that is not a plain number is ignored rather than failing the batch.
+        SELECT max((h ->> p_count_header)::bigint)::text INTO v_count FROM unnest(v_headers[i:j]) h WHERE h ->> p_count_header ~ '^[0-9]{1,18}$';
+        IF v_count IS NOT NULL THEN
+            PERFORM depot.group_set_condition(p_store, v_keys[i], v_count);
+            v_condition := v_count;
+        END IF;
+        IF v_size >= coalesce(CASE WHEN v_condition ~ '^[0-9]{1,18}$' THEN v_condition::bigint END, p_release_size) THEN
+            group_key := v_keys[i];
+            released_id := depot.group_release(p_store, v_keys[i], p_target_store, p_format);
+            released_size := v_size;
+            RETURN NEXT;
+        END IF;
+        i := j + 1;
+    END LOOP;
+END
+$$;
+
+-- 0014's group_release_expired, passing p_format to depot.group_release.
+-- Spring's group timeout for an aggregating processor: up to p_limit groups of p_store that
+-- waited p_timeout_ms since their first message (p_from_last: since their last change), not held
+-- by another transaction (SKIP LOCKED), are released as they are ('send'; an empty group is simply
+-- removed) or their members moved to the dead letters ('dead_letter', reason 'group expired').
+-- Each group's outcome and the removal of its members commit together. One row per group.
+CREATE FUNCTION depot.group_release_expired(p_store text, p_timeout_ms bigint, p_from_last boolean, p_action text,
+                                            p_target_store text, p_processor text DEFAULT NULL, p_limit integer DEFAULT 100,
+                                            p_format text DEFAULT 'json_array')
+RETURNS TABLE (group_key text, released_id uuid, released_size bigint, action text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    g record;
+BEGIN
+    IF p_timeout_ms IS NULL OR p_timeout_ms < 0 THEN
+        PERFORM depot.group_refuse('timeout_ms', format('must be 0 or more, got %s', coalesce(p_timeout_ms::text, 'NULL')), 'e.g. 60000');
+    END IF;
+    IF p_action IS NULL OR p_action NOT IN ('send', 'dead_letter') THEN
+        PERFORM depot.group_refuse('action', format('is %s', coalesce(quote_literal(p_action), 'NULL')), 'use ''send'' or ''dead_letter''');
+    END IF;
+    FOR g IN
+        SELECT e.group_key AS key, e.size FROM depot.message_groups e
+        WHERE e.store = p_store
+          AND CASE WHEN p_from_last THEN e.updated_at ELSE e.created_at END < now() - p_timeout_ms * interval '1 millisecond'
+        ORDER BY CASE WHEN p_from_last THEN e.updated_at ELSE e.created_at END
+        LIMIT p_limit FOR UPDATE SKIP LOCKED
+    LOOP
+        group_key := g.key;
+        released_size := g.size;
+        released_id := NULL;
+        action := p_action;
+        IF p_action = 'send' AND g.size > 0 THEN
+            released_id := depot.group_release(p_store, g.key, p_target_store, p_format);
+        ELSE
+            INSERT INTO depot.dead_letters (id, store, payload, headers, content_type, group_key, created_at, attempts,
+                                            reason, last_error, processor)
+            SELECT m.id, p_store, m.payload, m.headers, m.content_type, m.group_key, m.created_at, 1, 'group expired',
+                   format('group "%s" held %s messages after %s ms', g.key, g.size, p_timeout_ms), p_processor
+            FROM depot.group_messages m WHERE m.store = p_store AND m.group_key = g.key
+            ON CONFLICT (id) DO NOTHING;
+            DELETE FROM depot.message_groups m WHERE m.store = p_store AND m.group_key = g.key;
+        END IF;
+        RETURN NEXT;
     END LOOP;
 END
 $$;

@@ -20,6 +20,8 @@ struct GroupAggregator: GroupStep {
     let timeoutMilliseconds: Int?
     let timeoutFromLast: Bool
     let timeoutAction: GroupTimeoutAction
+    /// The form of a released group's message (`output_format`).
+    let format: AggregateFormat
     /// When this node last looked for timed-out groups: its members look at most every tenth
     /// of the timeout, not once per batch.
     private let lastTimeoutLook = TimeoutLook()
@@ -40,6 +42,7 @@ struct GroupAggregator: GroupStep {
         timeoutMilliseconds = definition.groupTimeoutMilliseconds
         timeoutFromLast = definition.groupTimeoutFromLast
         timeoutAction = definition.groupTimeoutAction
+        format = definition.outputFormat
     }
 
     /// The group `message` belongs to, if it has one.
@@ -55,7 +58,7 @@ struct GroupAggregator: GroupStep {
         if !keyed.isEmpty {
             try await source.pool.query("""
                 SELECT group_key, released_id, released_size FROM depot.group_aggregate(\(source.name), \(consumer), \(keyed.map(\.id)),
-                    \(correlationHeader), \(releaseSize.map { Int32(clamping: $0) }), \(target.name), \(releaseCountHeader))
+                    \(correlationHeader), \(releaseSize.map { Int32(clamping: $0) }), \(target.name), \(releaseCountHeader), p_format => \(format.rawValue))
                 """)
             for _ in keyed { metrics.record(.delivered, processor: processor) }
         }
@@ -79,7 +82,7 @@ struct GroupAggregator: GroupStep {
               lastTimeoutLook.due(every: .milliseconds(min(max(timeout / 10, 50), 1000))) else { return }
         let rows = try await source.pool.query("""
             SELECT group_key, released_size, action FROM depot.group_release_expired(\(source.name), \(timeout), \(timeoutFromLast),
-                \(timeoutAction.rawValue), \(target.name), \(processor))
+                \(timeoutAction.rawValue), \(target.name), \(processor), p_format => \(format.rawValue))
             """)
         for row in rows where try row.decode("action", as: String.self) == GroupTimeoutAction.deadLetter.rawValue {
             for _ in 0..<(try row.decode("released_size", as: Int.self)) { metrics.record(.deadLettered, processor: processor) }

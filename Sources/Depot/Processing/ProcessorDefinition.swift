@@ -25,6 +25,16 @@ public enum GroupTimeoutAction: String, Sendable, Codable {
     case deadLetter = "dead_letter"
 }
 
+/// The form of the one message an aggregating processor sends for a group.
+public enum AggregateFormat: String, Sendable, Codable {
+    /// The members' payloads as one JSON array (JSON members as JSON, others as strings).
+    case jsonArray = "json_array"
+    /// Each member as one line of JSON, as it would be an element of the array.
+    case ndjson
+    /// The members' payload bytes one after another.
+    case concatenated
+}
+
 /// One row of `depot.processors`: what to consume, where to deliver, how to pace and how to fail.
 public struct ProcessorDefinition: Sendable, Equatable, Codable {
     public var name: String
@@ -84,6 +94,8 @@ public struct ProcessorDefinition: Sendable, Equatable, Codable {
     public var groupTimeoutFromLast: Bool = false
     /// Aggregating: what a timed-out group does. Default `.send`.
     public var groupTimeoutAction: GroupTimeoutAction = .send
+    /// Aggregating: the form of a released group's message. Default `.jsonArray`.
+    public var outputFormat: AggregateFormat = .jsonArray
     /// Resequencing: the header holding each message's sequence number (1, 2, 3…). Default
     /// `Depot-Sequence-Number`.
     public var sequenceHeader: String? = "Depot-Sequence-Number"
