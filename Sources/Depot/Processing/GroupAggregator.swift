@@ -1,6 +1,5 @@
 import Foundation
 import Postgres
-import Synchronization
 
 /// An aggregating processor's step for each claimed batch (Spring's aggregator): one call of
 /// `depot.group_aggregate`, which in one transaction takes the messages out of the store into
@@ -8,7 +7,7 @@ import Synchronization
 /// the count an end marker carried in `release_count_header`) as one message in the target
 /// store. So a crash anywhere leaves each message in the store (claimed again later) or in its
 /// group, and a group released once or not at all.
-struct GroupAggregator: Sendable {
+struct GroupAggregator: GroupStep {
     let processor: String
     let source: PostgresStore
     let target: PostgresStore
@@ -21,17 +20,15 @@ struct GroupAggregator: Sendable {
     let timeoutMilliseconds: Int?
     let timeoutFromLast: Bool
     let timeoutAction: GroupTimeoutAction
+    /// The form of a released group's message (`output_format`).
+    let format: AggregateFormat
     /// When this node last looked for timed-out groups: its members look at most every tenth
     /// of the timeout, not once per batch.
     private let lastTimeoutLook = TimeoutLook()
 
     /// Checks the row's aggregating columns and that both stores live in this PostgreSQL.
     init(definition: ProcessorDefinition, source: any MessageStore, target: any MessageStore) throws {
-        guard let source = source as? PostgresStore, let target = target as? PostgresStore,
-              source.pool === target.pool || source.pool.configuration.connectionString == target.pool.configuration.connectionString else {
-            throw PlanProblem("an aggregating processor keeps its groups in PostgreSQL: store \"\(definition.store)\" and target_store "
-                              + "\"\(definition.targetStore ?? "")\" must both be postgres stores of this database")
-        }
+        let (source, target) = try Self.postgresStores(definition, source: source, target: target, kind: "an aggregating processor")
         guard definition.releaseSize.map({ $0 >= 1 }) ?? (definition.releaseCountHeader != nil || definition.groupTimeoutMilliseconds != nil) else {
             throw PlanProblem("release_size is \(definition.releaseSize.map(String.init) ?? "NULL"); an aggregating processor needs 1 or more "
                               + "(e.g. 1000), or a release_count_header or group_timeout_ms")
@@ -45,6 +42,7 @@ struct GroupAggregator: Sendable {
         timeoutMilliseconds = definition.groupTimeoutMilliseconds
         timeoutFromLast = definition.groupTimeoutFromLast
         timeoutAction = definition.groupTimeoutAction
+        format = definition.outputFormat
     }
 
     /// The group `message` belongs to, if it has one.
@@ -55,12 +53,12 @@ struct GroupAggregator: Sendable {
     /// Moves the batch into its groups and releases the full ones. Returns the ids left to ack:
     /// none, since the messages taken left the store in the same statement. A message without a
     /// correlation key can never join a group: it is dead-lettered, saying which key it lacks.
-    func absorb(_ batch: [Message], consumer: String, metrics: NodeMetrics) async throws -> [UUID] {
+    func absorb(_ batch: [Message], consumer: String, node: String, metrics: NodeMetrics) async throws -> [UUID] {
         let keyed = batch.filter { key(of: $0) != nil }
         if !keyed.isEmpty {
             try await source.pool.query("""
                 SELECT group_key, released_id, released_size FROM depot.group_aggregate(\(source.name), \(consumer), \(keyed.map(\.id)),
-                    \(correlationHeader), \(releaseSize.map { Int32(clamping: $0) }), \(target.name), \(releaseCountHeader))
+                    \(correlationHeader), \(releaseSize.map { Int32(clamping: $0) }), \(target.name), \(releaseCountHeader), p_format => \(format.rawValue))
                 """)
             for _ in keyed { metrics.record(.delivered, processor: processor) }
         }
@@ -79,29 +77,15 @@ struct GroupAggregator: Sendable {
     /// its members, and nodes looking at once skip each other's groups. A member calls it before
     /// each claim; it looks at most every tenth of the timeout (between 50 ms and 1 s), and an
     /// idle member calls it at least every idle poll.
-    func releaseExpired(metrics: NodeMetrics) async throws {
+    func releaseExpired(node: String, metrics: NodeMetrics) async throws {
         guard let timeout = timeoutMilliseconds,
               lastTimeoutLook.due(every: .milliseconds(min(max(timeout / 10, 50), 1000))) else { return }
         let rows = try await source.pool.query("""
             SELECT group_key, released_size, action FROM depot.group_release_expired(\(source.name), \(timeout), \(timeoutFromLast),
-                \(timeoutAction.rawValue), \(target.name), \(processor))
+                \(timeoutAction.rawValue), \(target.name), \(processor), p_format => \(format.rawValue))
             """)
         for row in rows where try row.decode("action", as: String.self) == GroupTimeoutAction.deadLetter.rawValue {
             for _ in 0..<(try row.decode("released_size", as: Int.self)) { metrics.record(.deadLettered, processor: processor) }
-        }
-    }
-}
-
-/// A clock shared by one processor's members on this node: true at most once per interval.
-final class TimeoutLook: Sendable {
-    private let last = Mutex<ContinuousClock.Instant?>(nil)
-
-    func due(every interval: Duration) -> Bool {
-        last.withLock { last in
-            let now = ContinuousClock.now
-            if let previous = last, now - previous < interval { return false }
-            last = now
-            return true
         }
     }
 }

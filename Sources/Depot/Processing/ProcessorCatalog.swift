@@ -30,7 +30,8 @@ public struct ProcessorCatalog: Sendable {
                        non_retry_status_codes, reply_handler, fault_handler, deactivate_handler, is_active,
                        member_count, pinned_servers, rate_limit, in_order, max_store_connection_attempts,
                        store_connection_retry_interval_ms, release_size, correlation_header,
-                       release_count_header, group_timeout_ms, group_timeout_from, group_timeout_action
+                       release_count_header, group_timeout_ms, group_timeout_from, group_timeout_action,
+                       sequence_header, gap_timeout_ms, output_format
                 FROM depot.processors ORDER BY name
                 """).map(Self.processor(from:))
             var endpoints: [String: EndpointDefinition] = [:]
@@ -104,6 +105,13 @@ public struct ProcessorCatalog: Sendable {
             throw StoreError(.invalidArgument, "processor group_timeout_action \"\(action)\" is unknown")
         }
         definition.groupTimeoutAction = timeoutAction
+        definition.sequenceHeader = try row.decode("sequence_header")
+        definition.gapTimeoutMilliseconds = try row.decode("gap_timeout_ms")
+        let format: String = try row.decode("output_format")
+        guard let outputFormat = AggregateFormat(rawValue: format) else {
+            throw StoreError(.invalidArgument, "processor output_format \"\(format)\" is unknown")
+        }
+        definition.outputFormat = outputFormat
         return definition
     }
 }

@@ -11,6 +11,10 @@ public enum ProcessorKind: String, Sendable, Codable, CaseIterable {
     /// Gathers messages into correlation groups and sends each full group to `targetStore` as
     /// one message (Spring's aggregator, released by size).
     case aggregating
+    /// Lets each correlation group's messages into `targetStore` in the order of their
+    /// `sequenceHeader` numbers, holding early ones until the gap fills or `gapTimeoutMilliseconds`
+    /// passes (Spring's resequencer).
+    case resequencing
 }
 
 /// What an aggregating processor does with a group that timed out.
@@ -19,6 +23,16 @@ public enum GroupTimeoutAction: String, Sendable, Codable {
     case send
     /// Move its members to the dead letters (reason "group expired").
     case deadLetter = "dead_letter"
+}
+
+/// The form of the one message an aggregating processor sends for a group.
+public enum AggregateFormat: String, Sendable, Codable {
+    /// The members' payloads as one JSON array (JSON members as JSON, others as strings).
+    case jsonArray = "json_array"
+    /// Each member as one line of JSON, as it would be an element of the array.
+    case ndjson
+    /// The members' payload bytes one after another.
+    case concatenated
 }
 
 /// One row of `depot.processors`: what to consume, where to deliver, how to pace and how to fail.
@@ -68,7 +82,7 @@ public struct ProcessorDefinition: Sendable, Equatable, Codable {
     public var storeConnectionRetryIntervalMilliseconds: Int = 1000
     /// Aggregating: a group is released when it holds this many messages.
     public var releaseSize: Int?
-    /// Aggregating: the header whose value correlates messages; nil = the message's group key.
+    /// Aggregating and resequencing: the header whose value correlates messages; nil = the message's group key.
     public var correlationHeader: String?
     /// Aggregating: the header whose value, on any member, is the group's full size (an end
     /// marker); it wins over `releaseSize` for that group. Default nil.
@@ -80,6 +94,14 @@ public struct ProcessorDefinition: Sendable, Equatable, Codable {
     public var groupTimeoutFromLast: Bool = false
     /// Aggregating: what a timed-out group does. Default `.send`.
     public var groupTimeoutAction: GroupTimeoutAction = .send
+    /// Aggregating: the form of a released group's message. Default `.jsonArray`.
+    public var outputFormat: AggregateFormat = .jsonArray
+    /// Resequencing: the header holding each message's sequence number (1, 2, 3…). Default
+    /// `Depot-Sequence-Number`.
+    public var sequenceHeader: String? = "Depot-Sequence-Number"
+    /// Resequencing: a message held this long behind a missing number goes out, the missing
+    /// numbers skipped and recorded as a gap; nil = wait until the gap fills. Default nil.
+    public var gapTimeoutMilliseconds: Int?
 
     public init(name: String, kind: ProcessorKind, store: String) {
         self.name = name

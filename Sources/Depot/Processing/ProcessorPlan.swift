@@ -14,8 +14,8 @@ struct ProcessorPlan: Sendable {
     let faultHandler: MessageHandler?
     let deactivateHandler: MessageHandler?
     let cron: CronSchedule?
-    /// Set for an aggregating processor: its members hand each claimed batch to it.
-    var aggregator: GroupAggregator? = nil
+    /// Set for an aggregating or resequencing processor: its members hand each claimed batch to it.
+    var groupStep: (any GroupStep)? = nil
 
     /// What decides whether a running processor must restart: its row and its endpoints.
     var fingerprint: Fingerprint { Fingerprint(definition: definition, endpoints: endpoints) }
@@ -68,8 +68,8 @@ struct ProcessorPlan: Sendable {
         case .failoverForwarding:
             guard let name = definition.targetStore else { throw PlanProblem("target_store is required for a failover-forwarding processor") }
             target = StoreTarget(store: try store(name, column: "target_store"))
-        case .aggregating:
-            guard let name = definition.targetStore else { throw PlanProblem("target_store is required for an aggregating processor") }
+        case .aggregating, .resequencing:
+            guard let name = definition.targetStore else { throw PlanProblem("target_store is required for \(definition.kind == .aggregating ? "an" : "a") \(definition.kind.rawValue) processor") }
             target = StoreTarget(store: try store(name, column: "target_store"))
         }
         var plan = ProcessorPlan(
@@ -79,8 +79,13 @@ struct ProcessorPlan: Sendable {
             faultHandler: try handler(definition.faultHandler, column: "fault_handler"),
             deactivateHandler: try handler(definition.deactivateHandler, column: "deactivate_handler"),
             cron: cron)
-        if definition.kind == .aggregating {
-            plan.aggregator = try GroupAggregator(definition: definition, source: plan.source, target: (target as! StoreTarget).store)
+        switch definition.kind {
+        case .aggregating:
+            plan.groupStep = try GroupAggregator(definition: definition, source: plan.source, target: (target as! StoreTarget).store)
+        case .resequencing:
+            plan.groupStep = try GroupResequencer(definition: definition, source: plan.source, target: (target as! StoreTarget).store)
+        case .forwarding, .sampling, .failoverForwarding:
+            break
         }
         return plan
     }

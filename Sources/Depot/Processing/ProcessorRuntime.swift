@@ -158,7 +158,7 @@ final class ProcessorRuntime: @unchecked Sendable {
         let overlapAcks = definition.memberCount == 1
         let source = plan.source
         if definition.inOrder { return try await runHeadOnce(consumer: consumer) }
-        try await plan.aggregator?.releaseExpired(metrics: metrics)
+        try await plan.groupStep?.releaseExpired(node: node, metrics: metrics)
         var batch = try await claims.run { [limit] in try await source.claim(limit: limit, consumer: consumer, lease: lease) }
         if let pace, batch.count < limit { try await pace.giveBack(limit - batch.count) }
         var claimed = 0
@@ -216,7 +216,7 @@ final class ProcessorRuntime: @unchecked Sendable {
     private func settleBatch(_ batch: [Message], consumer: String) async throws -> [UUID] {
         let keeper = keepLeases(batch.map(\.id), consumer: consumer)
         defer { keeper.cancel() }
-        if let aggregator = plan.aggregator { return try await aggregator.absorb(batch, consumer: consumer, metrics: metrics) }
+        if let groupStep = plan.groupStep { return try await groupStep.absorb(batch, consumer: consumer, node: node, metrics: metrics) }
         if let copied = try await copyWhole(batch, consumer: consumer) { return copied }
         var delivered: [UUID] = []
         do {
