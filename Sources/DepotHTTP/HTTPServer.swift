@@ -76,13 +76,17 @@ public final class HTTPServer: @unchecked Sendable {
     /// just as the shutdown began), with `Connection: close`; closes connections that stay idle
     /// through `grace`; and after `timeout` cuts off whatever is left. A producer whose message
     /// was committed gets its 202; none is cut off after sending a whole request.
-    public func shutdown(grace: Duration = .seconds(1), timeout: Duration = .seconds(10)) {
+    /// `whenDraining` runs once new connections are refused and every answer from then on says
+    /// `Connection: close`: the place to end long polls, so that their answers close their
+    /// connections rather than leave them open until `timeout`.
+    public func shutdown(grace: Duration = .seconds(1), timeout: Duration = .seconds(10), whenDraining: (() -> Void)? = nil) {
         let started = ContinuousClock.now
         lock.withLock {
             running = false
             self.grace = grace
             listener?.shutdown()
         }
+        whenDraining?()
         Thread.sleep(forTimeInterval: Double(grace.components.seconds) + Double(grace.components.attoseconds) / 1e18)
         // Still waiting for a request after the grace, no answer owed: nothing more will come.
         lock.withLock {

@@ -6,6 +6,8 @@ import Postgres
 ///
 /// - `POST /stores/{store}/messages` → 202 `{"id": …, "created": …}` (see `IngressMessages` for the request headers);
 /// - `POST /stores/{store}/messages/batch` → 202 `{"ids": […]}`, all stored in one round trip;
+/// - `POST /stores/{store}/claims`, `/acks`, `/releases`, `/leases` → 200, the consumer API
+///   (see `ConsumerRoutes.swift`): leases with a long poll on the store's notifications;
 /// - `GET /healthz` → 200 when the database answers, 503 with the reason when not;
 /// - `GET /metrics` → Prometheus text.
 ///
@@ -30,12 +32,18 @@ public struct IngressService: Sendable {
     let pool: ConnectionPool
     let metrics: NodeMetrics
     let health: HealthCheck
+    let arrivals: StoreArrivals
 
-    public init(_ configuration: Configuration, producer: Producer, pool: ConnectionPool, metrics: NodeMetrics) {
+    /// - Parameter arrivals: wakes claims waiting for messages; pass the node's (`Node.arrivals`),
+    ///   which its LISTEN feeds. Default a new one that nothing announces: waiting claims then
+    ///   look again only every `ConsumerRoutes.recheckInterval`.
+    public init(_ configuration: Configuration, producer: Producer, pool: ConnectionPool, metrics: NodeMetrics,
+                arrivals: StoreArrivals = StoreArrivals()) {
         self.configuration = configuration
         self.producer = producer
         self.pool = pool
         self.metrics = metrics
+        self.arrivals = arrivals
         health = HealthCheck(pool: pool)
     }
 
@@ -87,9 +95,14 @@ public struct IngressService: Sendable {
             try authorize(request)
             try allow(["POST"], request)
             return try await storeBatch(request, in: try storeName(route[1]))
+        case let route where route.count == 3 && route[0] == "stores" && Self.consumerRoutes.contains(route[2]):
+            try authorize(request)
+            try allow(["POST"], request)
+            return try await consume(request, route: route[2], in: try storeName(route[1]))
         default:
             throw HTTPError(404, "no route \(request.method) \(request.path); routes: POST /stores/{store}/messages, "
-                + "POST /stores/{store}/messages/batch, GET /healthz, GET /metrics")
+                + "POST /stores/{store}/messages/batch, POST /stores/{store}/claims, POST /stores/{store}/acks, "
+                + "POST /stores/{store}/releases, POST /stores/{store}/leases, GET /healthz, GET /metrics")
         }
     }
 
@@ -152,7 +165,7 @@ public struct IngressService: Sendable {
             let catalog = StoreCatalog(pool: pool)
             stores = try? await withDeadline(.seconds(5)) { try await catalog.statistics() }
         }
-        let text = metrics.render(node: configuration.node, stores: stores, databaseUp: problem == nil)
+        let text = metrics.render(node: configuration.node, stores: stores, databaseUp: problem == nil, waitingClaims: arrivals.waitingCount)
         return HTTPResponse(status: 200, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: Data(text.utf8))
     }
 

@@ -90,8 +90,9 @@ public final class NodeMetrics: @unchecked Sendable {
         lock.withLock { processorEvents[processor]?[event] ?? 0 }
     }
 
-    /// The counters in Prometheus text format, with `stores` (read from the database by the caller) as gauges.
-    public func render(node: String, stores: [StoreStatistics]?, databaseUp: Bool) -> String {
+    /// The counters in Prometheus text format, with `stores` (read from the database by the caller)
+    /// as gauges, and `waitingClaims`, the HTTP claims long-polling now, when given.
+    public func render(node: String, stores: [StoreStatistics]?, databaseUp: Bool, waitingClaims: Int? = nil) -> String {
         var out = PrometheusText()
         out.family("depot_database_up", type: "gauge", help: "1 when the node's last database check succeeded.")
         out.sample("depot_database_up", [("node", node)], databaseUp ? 1 : 0)
@@ -140,6 +141,10 @@ public final class NodeMetrics: @unchecked Sendable {
             for (store, count) in heldInFailover.sorted(by: { $0.key < $1.key }) {
                 out.sample("depot_failover_held_messages_total", [("failover_store", store)], Double(count))
             }
+        }
+        if let waitingClaims {
+            out.family("depot_http_waiting_claims", type: "gauge", help: "HTTP claims waiting (wait_ms) for messages on this node now.")
+            out.sample("depot_http_waiting_claims", [], Double(waitingClaims))
         }
         return out.text
     }

@@ -59,6 +59,8 @@ public actor Node {
     let registry: NodeRegistry
     /// What the node counts; `/metrics` renders it.
     public nonisolated let metrics: NodeMetrics
+    /// The node's LISTEN fanned out to HTTP claims waiting for messages; give it to `IngressService`.
+    public nonisolated let arrivals: StoreArrivals
 
     private var running: [String: (runtime: ProcessorRuntime, task: Task<Void, Never>)] = [:]
     private var endpoints: [String: EndpointDefinition] = [:]
@@ -73,9 +75,12 @@ public actor Node {
     /// - Parameters:
     ///   - handlers: the handlers processors may name. Default `HandlerRegistry.stock`.
     ///   - stores: where store names lead; pass one to share memory stores with producers in this process.
+    ///   - arrivals: told of every store notification the node hears. Default a new one.
     public init(_ configuration: Configuration, pool: ConnectionPool, handlers: HandlerRegistry = .stock,
-                client: HTTPClient = HTTPClient(), stores: StoreDirectory? = nil, metrics: NodeMetrics = NodeMetrics()) {
+                client: HTTPClient = HTTPClient(), stores: StoreDirectory? = nil, metrics: NodeMetrics = NodeMetrics(),
+                arrivals: StoreArrivals = StoreArrivals()) {
         self.metrics = metrics
+        self.arrivals = arrivals
         self.configuration = configuration
         self.pool = pool
         self.handlers = handlers
@@ -138,6 +143,7 @@ public actor Node {
     /// Asks the node to stop; `run()` returns once everything held is delivered or released.
     public func stop() {
         stopping = true
+        arrivals.close()
         reconcileSignal.close()
         stopSignal.close()
         beatSignal.close()
@@ -205,12 +211,14 @@ public actor Node {
 
     private func forgetFinished(_ id: UUID) { finishing[id] = nil }
 
-    /// Wakes the idle members of every processor consuming `store`.
+    /// Wakes the idle members of every processor consuming `store`, and the HTTP claims waiting for it.
     func wake(store: String) {
+        arrivals.announce(store)
         for (_, entry) in running where entry.runtime.definition.store == store { entry.runtime.work.wake() }
     }
 
     private func wakeAll() {
+        arrivals.announceAll()
         for (_, entry) in running { entry.runtime.work.wake() }
     }
 
@@ -239,8 +247,10 @@ public actor Node {
                 defer { connection.close() }
                 try await connection.listen("depot_config")
                 try await connection.listen("depot_messages")
-                // Rows changed before LISTEN took effect sent notifications no one heard: read them again.
+                // Rows changed before LISTEN took effect sent notifications no one heard: read them
+                // again, and let HTTP claims that waited meanwhile look again.
                 reconcileSignal.wake()
+                arrivals.announceAll()
                 if backoff.failures > 0 {
                     NodeLog.info(node: configuration.name, "listening again")
                     wakeAll()

@@ -8,7 +8,7 @@ let nodeCommand = Command(
     summary: "Run a worker node: the active processors it may run, and HTTP ingress with --http, until SIGTERM or SIGINT.",
     options: [
         OptionSpec(name: "name", value: "NAME", help: "the node's name, unique in the cluster; pinned_servers refers to it (required)"),
-        OptionSpec(name: "http", value: "HOST:PORT", help: "serve producers, /healthz and /metrics here (e.g. 0.0.0.0:8080; :8080 means all addresses)"),
+        OptionSpec(name: "http", value: "HOST:PORT", help: "serve producers, consumers, /healthz and /metrics here (e.g. 0.0.0.0:8080; :8080 means all addresses)"),
         OptionSpec(name: "journal", value: "DIR", help: "the folder of this node's journal stores (default $DEPOT_JOURNAL_DIR, else .depot/journal)"),
         OptionSpec(name: "max-body", value: "BYTES", help: "the largest request body --http accepts (default 10485760, 10 MiB)"),
         OptionSpec(name: "primary-timeout", value: "DURATION", help: "a store write slower than this goes to the store's failover store (default 5s)"),
@@ -64,7 +64,8 @@ let nodeCommand = Command(
         let producer = Producer(pool: pool, stores: stores, configuration: Producer.Configuration(
             primaryTimeout: primaryTimeout, routesFile: journalFolder.appendingPathComponent("stores.json")), metrics: metrics)
         Task { try? await producer.refreshRoutes() }
-        let ingress = IngressService(.init(node: name, token: token), producer: producer, pool: pool, metrics: metrics)
+        let ingress = IngressService(.init(node: name, token: token), producer: producer, pool: pool, metrics: metrics,
+                                     arrivals: node.arrivals)
         let started = ingress.server(host: listen.host, port: listen.port, limits: HTTPLimits(bodyBytes: maximumBody))
         do { try started.start() } catch {
             throw CLIFailure.unavailable("cannot listen on \(listen.host):\(listen.port): \(error); is the port taken? pick another with --http")
@@ -76,7 +77,8 @@ let nodeCommand = Command(
     // its 202), then stop claiming, finish or release what is held, deregister. The handler runs
     // on a dispatch thread, where the server's shutdown may block.
     let signals = onTerminationSignals { [server] _ in
-        server?.shutdown()
+        // Waiting claims answer at once with what they have, with Connection: close.
+        server?.shutdown(whenDraining: { node.arrivals.close() })
         Task { await node.stop() }
     }
     defer { signals.forEach { $0.cancel() } }
