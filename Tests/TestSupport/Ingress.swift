@@ -22,10 +22,11 @@ public struct RunningIngress: Sendable {
 
 extension Cluster {
     /// Starts ingress on a free loopback port, producing into this cluster's database.
-    public func startIngress(node: String = "node-a", token: String? = nil, stores: StoreDirectory? = nil,
-                             metrics: NodeMetrics = NodeMetrics(), limits: HTTPLimits = HTTPLimits()) throws -> RunningIngress {
+    public func startIngress(node: String = "node-a", token: String? = nil, scopedTokens: [IngressTokens.Scoped] = [],
+                             stores: StoreDirectory? = nil, metrics: NodeMetrics = NodeMetrics(),
+                             limits: HTTPLimits = HTTPLimits()) throws -> RunningIngress {
         let producer = Producer(pool: pool, stores: stores ?? StoreDirectory(pool: pool), metrics: metrics)
-        let ingress = IngressService(.init(node: node, token: token), producer: producer, pool: pool, metrics: metrics)
+        let ingress = IngressService(.init(node: node, token: token, scopedTokens: scopedTokens), producer: producer, pool: pool, metrics: metrics)
         let server = ingress.server(host: "127.0.0.1", port: 0, limits: limits)
         try server.start()
         return RunningIngress(server: server, metrics: metrics, base: URL(string: "http://127.0.0.1:\(server.port)")!)

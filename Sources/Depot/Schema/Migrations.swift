@@ -37,5 +37,6 @@ extension Migration {
         Migration(file: "0015_consumer_api.sql", bytes: PackageResources._015_consumer_api_sql),
         Migration(file: "0016_message_operations.sql", bytes: PackageResources._016_message_operations_sql),
         Migration(file: "0017_store_connection.sql", bytes: PackageResources._017_store_connection_sql),
+        Migration(file: "0018_roles.sql", bytes: PackageResources._018_roles_sql),
     ]
 }
