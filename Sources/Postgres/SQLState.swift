@@ -34,6 +34,10 @@ public struct SQLState: Hashable, Sendable, CustomStringConvertible {
     public static let adminShutdown = SQLState("57P01")
     public static let crashShutdown = SQLState("57P02")
     public static let cannotConnectNow = SQLState("57P03")
+    /// A missing privilege: e.g. a producer role may not INSERT or COPY into `depot.messages`.
+    public static let insufficientPrivilege = SQLState("42501")
+    /// Depot's own: `depot.store_batch` refused the calling role this store (`depot.producer_stores`, migration 0018).
+    public static let storeNotAllowed = SQLState("42D01")
     public static let invalidPassword = SQLState("28P01")
     public static let invalidAuthorization = SQLState("28000")
     public static let invalidCatalogName = SQLState("3D000")

@@ -23,11 +23,12 @@ public struct RunningIngress: Sendable {
 extension Cluster {
     /// Starts ingress on a free loopback port, producing into this cluster's database; `arrivals`
     /// wakes its waiting claims (pass a running node's to have its LISTEN wake them).
-    public func startIngress(node: String = "node-a", token: String? = nil, stores: StoreDirectory? = nil,
-                             metrics: NodeMetrics = NodeMetrics(), limits: HTTPLimits = HTTPLimits(),
+    public func startIngress(node: String = "node-a", token: String? = nil, scopedTokens: [IngressTokens.Scoped] = [],
+                             stores: StoreDirectory? = nil, metrics: NodeMetrics = NodeMetrics(), limits: HTTPLimits = HTTPLimits(),
                              arrivals: StoreArrivals = StoreArrivals()) throws -> RunningIngress {
         let producer = Producer(pool: pool, stores: stores ?? StoreDirectory(pool: pool), metrics: metrics)
-        let ingress = IngressService(.init(node: node, token: token), producer: producer, pool: pool, metrics: metrics, arrivals: arrivals)
+        let ingress = IngressService(.init(node: node, token: token, scopedTokens: scopedTokens), producer: producer, pool: pool, metrics: metrics,
+                                     arrivals: arrivals)
         let server = ingress.server(host: "127.0.0.1", port: 0, limits: limits)
         try server.start()
         return RunningIngress(server: server, metrics: metrics, base: URL(string: "http://127.0.0.1:\(server.port)")!)

@@ -80,6 +80,16 @@ public struct StoreCatalog: Sendable {
         }
     }
 
+    /// The row of store `name`, or nil when it is not declared: one lookup by primary key.
+    public func definition(of name: String) async throws -> StoreDefinition? {
+        try await pool.query("""
+            SELECT name, kind, failover_store, guaranteed_delivery, description FROM depot.stores WHERE name = \(name)
+            """).first.map { row in
+            let (name, kind, failover, guaranteed, description) = try row.decode((String, String, String?, Bool, String?).self)
+            return StoreDefinition(name: name, kind: kind, failoverStore: failover, guaranteedDelivery: guaranteed, description: description)
+        }
+    }
+
     /// `depot.store_stats`, by store name.
     public func statistics() async throws -> [StoreStatistics] {
         try await pool.query("""

@@ -18,12 +18,23 @@ public struct IngressService: Sendable {
     public struct Configuration: Sendable {
         /// The node's name, in health answers and metrics labels.
         public var node: String
-        /// When set, every route but `/healthz` needs `Authorization: Bearer TOKEN`. Default nil.
-        public var token: String?
+        /// The tokens it accepts. When there is any, every route but `/healthz` needs
+        /// `Authorization: Bearer TOKEN`, and a scoped token may only POST into its stores.
+        /// Default none: open to anyone who can reach it.
+        public var tokens: IngressTokens
 
-        public init(node: String, token: String? = nil) {
+        /// The full token (every store, and `/metrics`); nil for none.
+        public var token: String? {
+            get { tokens.full }
+            set { tokens.full = newValue }
+        }
+
+        /// - Parameters:
+        ///   - token: the full token (`DEPOT_HTTP_TOKEN`); default nil.
+        ///   - scopedTokens: tokens limited to named stores (`--http-tokens FILE`); default none.
+        public init(node: String, token: String? = nil, scopedTokens: [IngressTokens.Scoped] = []) {
             self.node = node
-            self.token = token
+            self.tokens = IngressTokens(full: token, scoped: scopedTokens)
         }
     }
 
@@ -74,9 +85,9 @@ public struct IngressService: Sendable {
         let path = request.path
         // The producers' route, once per message: matched without splitting the path.
         if let store = Self.singleMessageStore(in: path) {
-            try authorize(request)
+            let access = try authorize(request)
             try allow(["POST"], request)
-            return try await storeOne(request, in: try storeName(store))
+            return try await storeOne(request, in: try permitted(access, store: try storeName(store)))
         }
         let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
         switch segments {
@@ -84,19 +95,21 @@ public struct IngressService: Sendable {
             try allow(["GET"], request)
             return await healthz()
         case ["metrics"]:
-            try authorize(request)
+            guard try authorize(request) == .everything else {
+                throw HTTPError(403, "a token limited to named stores may not read /metrics; use the node's DEPOT_HTTP_TOKEN")
+            }
             try allow(["GET"], request)
             return await metricsText()
         case let route where route.count == 3 && route[0] == "stores" && route[2] == "messages":
-            try authorize(request)
+            let access = try authorize(request)
             try allow(["POST"], request)
-            return try await storeOne(request, in: try storeName(route[1]))
+            return try await storeOne(request, in: try permitted(access, store: try storeName(route[1])))
         case let route where route.count == 4 && route[0] == "stores" && route[2] == "messages" && route[3] == "batch":
-            try authorize(request)
+            let access = try authorize(request)
             try allow(["POST"], request)
-            return try await storeBatch(request, in: try storeName(route[1]))
+            return try await storeBatch(request, in: try permitted(access, store: try storeName(route[1])))
         case let route where route.count == 3 && route[0] == "stores" && Self.consumerRoutes.contains(route[2]):
-            try authorize(request)
+            try producerOnly(try authorize(request))
             try allow(["POST"], request)
             return try await consume(request, route: route[2], in: try storeName(route[1]))
         default:
@@ -142,7 +155,7 @@ public struct IngressService: Sendable {
         do {
             return try await call()
         } catch let error as StoreError {
-            throw HTTPError(error.code == .undeclaredStore ? 404 : 400, error.description)
+            throw HTTPError(error.code == .undeclaredStore ? 404 : error.code == .notAllowed ? 403 : 400, error.description)
         } catch where Producer.isUnavailability(error) {
             throw HTTPError(503, "store \"\(store)\" cannot take messages now (\(error)) and has no guaranteed delivery; "
                 + "retry later, or set guaranteed_delivery and a failover_store on its depot.stores row")
@@ -223,38 +236,58 @@ public struct IngressService: Sendable {
     }
 
     /// The 401 for a request whose head already shows it may not pass (every path but `/healthz`
-    /// needs the token), so that the server answers without reading its body; nil otherwise.
+    /// needs a token), and the 403 for a scoped token sent to a store it may not write to or to
+    /// `/metrics`, so that the server answers without reading the body; nil otherwise.
     func refusalBeforeBody(_ request: HTTPRequest) -> HTTPResponse? {
-        guard configuration.token != nil, request.path != "/healthz" else { return nil }
+        guard configuration.tokens.required, request.path != "/healthz" else { return nil }
         do {
-            try authorize(request)
+            let access = try authorize(request)
+            guard case .stores = access else { return nil }
+            let segments = request.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
+            if segments == ["metrics"] { return HTTPError(403, "a token limited to named stores may not read /metrics").response }
+            if segments.count == 3, segments[0] == "stores", Self.consumerRoutes.contains(segments[2]) { try producerOnly(access) }
+            // A store route whose name does not decode is answered (400) once routed.
+            guard let segment = Self.singleMessageStore(in: request.path)
+                    ?? (segments.count >= 3 && segments[0] == "stores" ? segments[1] : nil),
+                  let store = try? storeName(segment) else { return nil }
+            _ = try permitted(access, store: store)
             return nil
         } catch let error as HTTPError {
             var response = error.response
-            response.headers.set("WWW-Authenticate", "Bearer")
+            if error.status == 401 { response.headers.set("WWW-Authenticate", "Bearer") }
             return response
         } catch {
             return nil
         }
     }
 
-    private func authorize(_ request: HTTPRequest) throws {
-        guard let token = configuration.token else { return }
+    /// What the request's token lets it do; throws 401 when tokens are required and it has
+    /// none or a wrong one.
+    private func authorize(_ request: HTTPRequest) throws -> IngressTokens.Access {
+        let tokens = configuration.tokens
+        guard tokens.required else { return .everything }
         guard let given = request.headers["Authorization"] else {
-            throw HTTPError(401, "this node needs Authorization: Bearer TOKEN (the node's DEPOT_HTTP_TOKEN)")
+            throw HTTPError(401, "this node needs Authorization: Bearer TOKEN (the node's DEPOT_HTTP_TOKEN, or a token of --http-tokens)")
         }
         let prefix = "bearer "
-        guard given.lowercased().hasPrefix(prefix), Self.constantTimeEqual(Array(given.utf8.dropFirst(prefix.count)), Array(token.utf8)) else {
-            throw HTTPError(401, "the bearer token is wrong; send Authorization: Bearer TOKEN with the node's DEPOT_HTTP_TOKEN")
+        guard given.lowercased().hasPrefix(prefix), let access = tokens.access(for: Array(given.utf8.dropFirst(prefix.utf8.count))) else {
+            throw HTTPError(401, "the bearer token is wrong; send Authorization: Bearer TOKEN with the node's DEPOT_HTTP_TOKEN "
+                + "or a token of its --http-tokens file")
         }
+        return access
     }
 
-    /// Compares without stopping at the first difference, so timing does not leak the token.
-    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        var difference = UInt8(a.count == b.count ? 0 : 1)
-        for index in 0..<max(a.count, b.count) {
-            difference |= (index < a.count ? a[index] : 0) ^ (index < b.count ? b[index] : 0)
-        }
-        return difference == 0
+    /// `store` when `access` may write to it; a 403 naming the store and the token's stores otherwise.
+    /// A token limited to named stores may produce into them, not consume: claiming reads every
+    /// message of a store, what other producers stored included. Throws 403 for such a token.
+    private func producerOnly(_ access: IngressTokens.Access) throws {
+        guard case .stores = access else { return }
+        throw HTTPError(403, "a token limited to named stores may only store messages; claims, acks, releases and leases need the node's DEPOT_HTTP_TOKEN")
+    }
+
+    private func permitted(_ access: IngressTokens.Access, store: String) throws -> String {
+        guard case .stores(let allowed) = access, !allowed.contains(store) else { return store }
+        let names = allowed.sorted().map { "\"\(NameCharacters.shown($0))\"" }.joined(separator: ", ")
+        throw HTTPError(403, "this token may not store into store \"\(NameCharacters.shown(store))\"; it may store into \(names)")
     }
 }

@@ -25,14 +25,23 @@ final class StoreRoutes: @unchecked Sendable {
         }
     }
 
-    /// The row of store `name`. Reads the rows again when they are stale or the name is unknown;
-    /// when the database cannot be read, answers from what it last read, and throws the
-    /// database's error only when it has never seen the store.
+    /// The row of store `name`. Reads the rows again when they are stale; a name the fresh rows
+    /// lack is looked up alone; when the database cannot be read, answers from what it last
+    /// read, and throws the database's error only when it has never seen the store.
     func definition(of name: String) async throws -> StoreDefinition {
         let (known, fresh) = lock.withLock {
             (stores[name], refreshedAt.map { ContinuousClock.now - $0 < refreshEvery } ?? false)
         }
         if let known, fresh { return known }
+        if fresh {
+            // Rows read moments ago lack the name (a store declared since, or a name nobody
+            // declared, which anyone may send): one lookup by primary key, not a read of every
+            // row. A name not found is not kept, so unknown names cost no memory; one found
+            // joins the rows until the next full read.
+            guard let found = try await StoreCatalog(pool: pool).definition(of: name) else { throw StoreError.undeclared(name) }
+            lock.withLock { stores[name] = found }
+            return found
+        }
         do {
             try await refresh()
         } catch {

@@ -37,6 +37,8 @@ extension Migration {
         Migration(file: "0015_consumer_api.sql", bytes: PackageResources._015_consumer_api_sql),
         Migration(file: "0016_message_operations.sql", bytes: PackageResources._016_message_operations_sql),
         Migration(file: "0017_store_connection.sql", bytes: PackageResources._017_store_connection_sql),
+        Migration(file: "0018_roles.sql", bytes: PackageResources._018_roles_sql),
         Migration(file: "0020_resequencing.sql", bytes: PackageResources._020_resequencing_sql),
+        Migration(file: "0021_roles_sequence_gaps.sql", bytes: PackageResources._021_roles_sequence_gaps_sql),
     ]
 }

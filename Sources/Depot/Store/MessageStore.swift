@@ -148,6 +148,9 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
         case undeclaredStore
         /// An argument was out of range or malformed.
         case invalidArgument
+        /// The database role may not store into this store: it has no row for it in
+        /// `depot.producer_stores` (see README, "Roles and privileges").
+        case notAllowed
     }
     public let code: Code
     public let message: String

@@ -22,13 +22,17 @@ public struct PostgresStore: MessageStore {
     public func store(_ messages: [OutgoingMessage]) async throws -> [StoreReceipt] {
         guard !messages.isEmpty else { return [] }
         return try await pool.withConnection { connection in
-            guard Self.canInsertDirectly(messages) else { return try await store(messages, on: connection) }
+            guard Self.canInsertDirectly(messages), !DirectInsertRefusals.contains(pool) else {
+                return try await store(messages, on: connection)
+            }
             return try await insertDirectly(messages, on: connection)
         }
     }
 
     /// Messages without idempotency or group keys (most of them) need none of store_batch's
     /// checks: one plain INSERT of them all, ids made here for those without, no RETURNING.
+    /// A role without INSERT on `depot.messages` (a `depot_producer` member) is refused it and
+    /// stores through store_batch from then on (`DirectInsertRefusals`).
     static func canInsertDirectly(_ messages: [OutgoingMessage]) -> Bool {
         messages.allSatisfy { $0.idempotencyKey == nil && $0.groupKey == nil }
     }
@@ -48,6 +52,9 @@ public struct PostgresStore: MessageStore {
             return withIds.map { StoreReceipt(id: $0.id!, created: true) }
         } catch let error as PostgresError where error.sqlState == .uniqueViolation {
             return try await store(withIds, on: connection)
+        } catch let error as PostgresError where error.sqlState == .insufficientPrivilege {
+            DirectInsertRefusals.insert(pool)
+            return try await store(withIds, on: connection)
         } catch let error as PostgresError where error.sqlState == .foreignKeyViolation {
             throw StoreError.undeclared(name)  // depot.hold_store, from the insert trigger
         }
@@ -62,6 +69,8 @@ public struct PostgresStore: MessageStore {
             return try rows.map { StoreReceipt(id: try $0.decode(at: 0), created: try $0.decode(at: 1)) }
         } catch let error as PostgresError where error.sqlState == .undefinedObject {
             throw StoreError.undeclared(name)
+        } catch let error as PostgresError where error.sqlState == .storeNotAllowed {
+            throw StoreError(.notAllowed, error.message, hint: error.hint)
         }
     }
 

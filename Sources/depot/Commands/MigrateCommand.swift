@@ -1,4 +1,5 @@
 import Depot
+import Foundation
 import Postgres
 
 let migrateCommand = Command(
@@ -15,5 +16,12 @@ let migrateCommand = Command(
         for migration in applied { print("applied \(String(format: "%04d", migration.version)) \(migration.name)") }
         let latest = Migration.all.map(\.version).max() ?? 0
         print(applied.isEmpty ? "schema is up to date (version \(latest))" : "schema is now at version \(latest)")
+        let missing = try await pool.withConnection { try await DepotRoles.missing(on: $0) }
+        if !missing.isEmpty {
+            // Not a failure: the roles are optional hardening (migration 0018 explains why it skips them).
+            FileHandle.standardError.write(Data(("depot migrate: roles \(missing.joined(separator: ", ")) do not exist (migration 0018 "
+                + "makes them only when the migrating user may create roles); as a superuser or CREATEROLE user run "
+                + "CREATE ROLE name NOLOGIN for each, then as this user SELECT depot.grant_roles() (README: Roles and privileges)\n").utf8))
+        }
     }
 }

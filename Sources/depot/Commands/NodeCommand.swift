@@ -10,6 +10,7 @@ let nodeCommand = Command(
         OptionSpec(name: "name", value: "NAME", help: "the node's name, unique in the cluster; pinned_servers refers to it (required)"),
         OptionSpec(name: "http", value: "HOST:PORT", help: "serve producers, consumers, /healthz and /metrics here (e.g. 0.0.0.0:8080; :8080 means all addresses)"),
         OptionSpec(name: "journal", value: "DIR", help: "the folder of this node's journal stores (default $DEPOT_JOURNAL_DIR, else .depot/journal)"),
+        OptionSpec(name: "http-tokens", value: "FILE", help: "bearer tokens limited to named stores, one a line: TOKEN store1,store2 (with --http)"),
         OptionSpec(name: "max-body", value: "BYTES", help: "the largest request body --http accepts (default 10485760, 10 MiB)"),
         OptionSpec(name: "primary-timeout", value: "DURATION", help: "a store write slower than this goes to the store's failover store (default 5s)"),
         OptionSpec(name: "lease", value: "DURATION", help: "how long a claim holds a message before another node may take it (default 30s)"),
@@ -26,7 +27,8 @@ let nodeCommand = Command(
         With --http the node starts even while the database is down: producers get 202 for stores
         with guaranteed delivery (held in their failover store) and 503 for the others, and the
         node joins the cluster once the database answers. Set DEPOT_HTTP_TOKEN to require
-        Authorization: Bearer TOKEN on every route but /healthz.
+        Authorization: Bearer TOKEN on every route but /healthz; --http-tokens FILE adds tokens
+        that may only POST into the stores named after them (another store: 403).
         Example: depot node --name node-a --http 0.0.0.0:8080 --journal /var/lib/depot/journal
         """
 ) { arguments in
@@ -47,6 +49,11 @@ let nodeCommand = Command(
     if let problem = configuration.problem { throw CLIFailure.usage(problem) }
     let listen = try arguments.value("http").map(parseListenAddress)
     let token = listen == nil ? nil : try httpToken(ProcessInfo.processInfo.environment["DEPOT_HTTP_TOKEN"])
+    var scopedTokens: [IngressTokens.Scoped] = []
+    if let file = arguments.value("http-tokens") {
+        guard listen != nil else { throw CLIFailure.usage("--http-tokens needs --http: the tokens are for HTTP ingress") }
+        scopedTokens = try httpScopedTokens(file: file, full: token)
+    }
     configuration.waitForDatabase = listen != nil
     let maximumBody = try arguments.integer("max-body", in: 0...(1 << 30)) ?? HTTPLimits().bodyBytes
     let primaryTimeout = try arguments.duration("primary-timeout") ?? .seconds(5)
@@ -64,7 +71,7 @@ let nodeCommand = Command(
         let producer = Producer(pool: pool, stores: stores, configuration: Producer.Configuration(
             primaryTimeout: primaryTimeout, routesFile: journalFolder.appendingPathComponent("stores.json")), metrics: metrics)
         Task { try? await producer.refreshRoutes() }
-        let ingress = IngressService(.init(node: name, token: token), producer: producer, pool: pool, metrics: metrics,
+        let ingress = IngressService(.init(node: name, token: token, scopedTokens: scopedTokens), producer: producer, pool: pool, metrics: metrics,
                                      arrivals: node.arrivals)
         let started = ingress.server(host: listen.host, port: listen.port, limits: HTTPLimits(bodyBytes: maximumBody))
         do { try started.start() } catch {
@@ -117,6 +124,27 @@ func httpToken(_ value: String?) throws -> String? {
         throw CLIFailure.configuration("DEPOT_HTTP_TOKEN cannot be sent in a header: \(problem)")
     }
     return value
+}
+
+/// The tokens of `--http-tokens FILE`. A file that cannot be read or a line that cannot be used
+/// stops the node at start, in one line naming the file and the line (never the token).
+func httpScopedTokens(file: String, full: String?) throws -> [IngressTokens.Scoped] {
+    let text: String
+    do {
+        text = try String(contentsOfFile: file, encoding: .utf8)
+    } catch {
+        let reason = access(file, R_OK) == 0 ? "it is not UTF-8 text" : String(cString: strerror(errno))
+        throw CLIFailure.configuration("--http-tokens \(Quoting.shell(file)) cannot be read: \(reason)")
+    }
+    do {
+        let tokens = try IngressTokens.scopedTokens(fromFile: text, full: full)
+        guard !tokens.isEmpty else {
+            throw CLIFailure.configuration("--http-tokens \(Quoting.shell(file)) holds no token; write one a line: TOKEN store1,store2")
+        }
+        return tokens
+    } catch let problem as IngressTokens.FileProblem {
+        throw CLIFailure.configuration("--http-tokens \(Quoting.shell(file)) \(problem)")
+    }
 }
 
 /// Refuses to start with a journal folder this node cannot write: it keeps its journal stores
