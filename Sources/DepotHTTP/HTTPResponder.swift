@@ -15,11 +15,14 @@ final class HTTPResponder: @unchecked Sendable {
     private var written = false
     /// Whether the answer told the client it may send another request on this connection.
     private var keptAlive = false
+    /// Told once the answer has been written or has failed.
+    private let onWritten: (@Sendable () -> Void)?
 
     /// Starts `handler` on `request`; `keepAlive()` decides (when the answer is ready) whether to
     /// keep the connection open; `onResponse` is told the status.
     init(_ request: HTTPRequest, on socket: Socket, handler: @escaping HTTPServer.Handler, writeTimeout: Duration,
-         keepAlive: @escaping @Sendable () -> Bool, onResponse: (@Sendable (Int) -> Void)?) {
+         keepAlive: @escaping @Sendable () -> Bool, onResponse: (@Sendable (Int) -> Void)?, onWritten: (@Sendable () -> Void)? = nil) {
+        self.onWritten = onWritten
         Task.immediate { [self] in
             let response: HTTPResponse
             do {
@@ -83,6 +86,7 @@ final class HTTPResponder: @unchecked Sendable {
 
     private func complete(_ success: Bool) {
         written = success
+        onWritten?()
         done.signal()
     }
 }

@@ -46,7 +46,10 @@ public final class HTTPServer: @unchecked Sendable {
     private var listener: Socket?
     private var connections: [ObjectIdentifier: Socket] = [:]
     /// Connections waiting for their next request with no answer owed, and since when.
-    private var idleSince: [ObjectIdentifier: ContinuousClock.Instant] = [:]
+    /// Connections whose thread waits for a next request with nothing buffered, and since when.
+    private var awaitingSince: [ObjectIdentifier: ContinuousClock.Instant] = [:]
+    /// Connections with an answer not yet written (a handler running, or its answer going out).
+    private var answerOwed: Set<ObjectIdentifier> = []
     private var running = false
     /// How long a shutting-down server waits for a request a client may already have sent.
     private var grace: Duration = .seconds(1)
@@ -89,8 +92,9 @@ public final class HTTPServer: @unchecked Sendable {
         whenDraining?()
         Thread.sleep(forTimeInterval: Double(grace.components.seconds) + Double(grace.components.attoseconds) / 1e18)
         // Still waiting for a request after the grace, no answer owed: nothing more will come.
+        // (One whose answer is still going out is closed when it has gone: see answerWritten.)
         lock.withLock {
-            for key in idleSince.keys { connections[key]?.shutdown() }
+            for key in idleKeys { connections[key]?.shutdown() }
         }
         while lock.withLock({ !connections.isEmpty }) && ContinuousClock.now - started < timeout {
             Thread.sleep(forTimeInterval: 0.01)
@@ -111,12 +115,34 @@ public final class HTTPServer: @unchecked Sendable {
 
     private var isRunning: Bool { lock.withLock { running } }
 
-    /// Records whether `socket` waits for a request with no answer owed (it may then be closed to make room).
-    private func markIdle(_ socket: Socket, _ idle: Bool) {
+    /// Connections idle now: waiting for a request, no answer owed. Call under the lock.
+    private var idleKeys: [ObjectIdentifier] {
+        awaitingSince.keys.filter { !answerOwed.contains($0) }
+    }
+
+    /// Records whether `socket`'s thread waits for a request with nothing buffered. It is idle
+    /// (closed to make room, or at shutdown) only once no answer is owed on it either, which may
+    /// come later than the wait began: the thread waits for the next request while the last
+    /// answer is still being made.
+    private func markAwaiting(_ socket: Socket, _ awaiting: Bool) {
         let key = ObjectIdentifier(socket)
         lock.withLock {
             guard connections[key] != nil else { return }
-            if idle { idleSince[key] = .now } else { idleSince.removeValue(forKey: key) }
+            if awaiting { awaitingSince[key] = .now } else { awaitingSince.removeValue(forKey: key) }
+        }
+    }
+
+    private func answerStarted(_ socket: Socket) {
+        _ = lock.withLock { answerOwed.insert(ObjectIdentifier(socket)) }
+    }
+
+    /// The answer on `socket` has gone. During a shutdown a connection now idle is closed here,
+    /// since the sweep after the grace may have passed it while its answer was still owed.
+    private func answerWritten(_ socket: Socket) {
+        let key = ObjectIdentifier(socket)
+        lock.withLock {
+            answerOwed.remove(key)
+            if !running, awaitingSince[key] != nil { connections[key]?.shutdown() }
         }
     }
 
@@ -127,8 +153,8 @@ public final class HTTPServer: @unchecked Sendable {
                 guard running else { return false }
                 if connections.count >= configuration.maximumConnections {
                     // Idle connections must not lock callers out: the one idle longest makes room.
-                    guard let (oldest, _) = idleSince.min(by: { $0.value < $1.value }) else { return false }
-                    idleSince.removeValue(forKey: oldest)
+                    guard let oldest = idleKeys.min(by: { awaitingSince[$0]! < awaitingSince[$1]! }) else { return false }
+                    awaitingSince.removeValue(forKey: oldest)
                     connections.removeValue(forKey: oldest)?.shutdown()
                 }
                 connections[ObjectIdentifier(socket)] = socket
@@ -144,7 +170,8 @@ public final class HTTPServer: @unchecked Sendable {
                 serve(socket)
                 lock.withLock {
                     connections.removeValue(forKey: ObjectIdentifier(socket))
-                    idleSince.removeValue(forKey: ObjectIdentifier(socket))
+                    awaitingSince.removeValue(forKey: ObjectIdentifier(socket))
+                    answerOwed.remove(ObjectIdentifier(socket))
                     socket.close()
                 }
             }
@@ -177,10 +204,10 @@ public final class HTTPServer: @unchecked Sendable {
                 guard wire.hasBufferedBytes || socket.isReadable(within: lock.withLock({ grace })) else { return }
             }
             if served == 1 { socket.setReceiveTimeout(configuration.idleTimeout) }
-            let idle = previous == nil && !wire.hasBufferedBytes
-            if idle { markIdle(socket, true) }
+            let awaiting = !wire.hasBufferedBytes
+            if awaiting { markAwaiting(socket, true) }
             let arrived = wire.awaitInput()
-            if idle { markIdle(socket, false) }
+            if awaiting { markAwaiting(socket, false) }
             if !arrived {
                 // Idle only counts once the last answer has gone.
                 guard let last = previous else { return }
@@ -223,8 +250,10 @@ public final class HTTPServer: @unchecked Sendable {
             } catch {
                 return
             }
+            answerStarted(socket)
             previous = HTTPResponder(request, on: socket, handler: handler, writeTimeout: configuration.requestTimeout,
-                                     keepAlive: { [self] in keepAlive && isRunning }, onResponse: configuration.onResponse)
+                                     keepAlive: { [self] in keepAlive && isRunning }, onResponse: configuration.onResponse,
+                                     onWritten: { [self] in answerWritten(socket) })
             if !keepAlive { return }  // the deferred finish waits for the answer before the socket closes
         }
     }
