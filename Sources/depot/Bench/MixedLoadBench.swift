@@ -65,6 +65,7 @@ enum MixedLoadBench {
         let outRate = Double(handledInWindow) / window
         let trend = waitingTrend(samples.dropFirst(samples.count / 6))
         let latency = moments.latencies.summary()
+        context.progress("mixed: the longest end-to-end latency in each second (ms): \(moments.worstLatencyBySecond.map { Int($0) })")
         context.progress("mixed: in \(Int(inRate)) msg/s (\(Int(Double(httpOutcome.accepted) / window)) over HTTP), out \(Int(outRate)) msg/s, waiting \(samples.map(\.waiting)), p99 \(latency.p99) ms")
         let most = samples.map(\.waiting).max() ?? 0
         return [
@@ -176,6 +177,11 @@ final class Throughput: @unchecked Sendable {
     private let lock = NSLock()
     private var count = 0
     private var taken: [Sample] = []
+    private let started = monotonicNanoseconds()
+    /// The longest latency of the messages handled in each second since this began, in ms.
+    private var worstBySecond: [Double] = []
+
+    var worstLatencyBySecond: [Double] { lock.withLock { worstBySecond } }
 
     /// A handler started on `payload`, whose first bytes are the moment it was made.
     func handled(_ payload: Data) {
@@ -185,8 +191,15 @@ final class Throughput: @unchecked Sendable {
             stamp = stamp * 10 + UInt64(byte - 48)
         }
         let now = monotonicNanoseconds()
-        if stamp > 0, now >= stamp { latencies.record(.nanoseconds(Int64(now - stamp))) }
-        lock.withLock { count += 1 }
+        guard stamp > 0, now >= stamp else { return lock.withLock { count += 1 } }
+        latencies.record(.nanoseconds(Int64(now - stamp)))
+        let second = Int((now - started) / 1_000_000_000)
+        let milliseconds = Double(now - stamp) / 1e6
+        lock.withLock {
+            count += 1
+            while worstBySecond.count <= second { worstBySecond.append(0) }
+            worstBySecond[second] = max(worstBySecond[second], milliseconds)
+        }
     }
 
     var handledCount: Int { lock.withLock { count } }
