@@ -3,7 +3,7 @@ import Foundation
 import Postgres
 
 /// Every scenario `--only` can name, in the order a run takes them.
-private let scenarioNames = ["enqueue", "drain", "latency", "forwarding", "burst", "mixed", "sql-consumer", "backlog", "journal", "soak"]
+private let scenarioNames = ["enqueue", "drain", "latency", "forwarding", "burst", "mixed", "sql-consumer", "groups", "backlog", "journal", "soak"]
 
 let benchCommand = Command(
     name: "bench",
@@ -52,6 +52,9 @@ let benchCommand = Command(
             let swift = figures.first { $0.scenario == "drain" && $0.measure.hasSuffix("8 members") }
                 ?? figures.first { $0.scenario == "burst" && $0.measure.hasSuffix("8 members") }
             figures += try await SQLConsumerBench.run(context, against: swift)
+        case "groups":
+            let plain = figures.first { $0.scenario == "enqueue" && $0.measure == "batches of 100" }
+            figures += try await GroupsBench.run(context, plainBatches: plain)
         case "backlog":
             // Judged against the cold burst's rate when it ran, else the small-store drain's.
             let small = figures.first { $0.scenario == "burst" && $0.measure.hasSuffix("8 members") }
