@@ -14,13 +14,14 @@ import Darwin
 /// libpq call runs there; async callers suspend instead of blocking Swift's cooperative pool.
 /// A connection serves one caller at a time: borrow it from a `ConnectionPool`, or own it.
 public final class Connection: @unchecked Sendable {
-    // Every mutable field below is touched only on `queue`.
+    // Every mutable field below is touched only on `queue`. Statements live here, COPY in
+    // ConnectionCopy.swift, LISTEN / NOTIFY in ConnectionNotifications.swift.
     private let queue: DispatchQueue
     private var handle: OpaquePointer?
     private var preparedNames: [String: String] = [:]
-    private var pendingNotifications: [PostgresNotification] = []
+    var pendingNotifications: [PostgresNotification] = []
     /// Set once the session holds state a silent reconnect would lose (LISTEN).
-    private var holdsSessionState = false
+    var holdsSessionState = false
     public let configuration: ConnectionConfiguration
 
     /// At most this many statements are kept prepared per connection; others run unprepared.
@@ -108,81 +109,10 @@ public final class Connection: @unchecked Sendable {
         try await query(sql).affectedRows
     }
 
-    /// Runs `COPY … FROM STDIN (FORMAT binary)` with `rows` as its data; returns the rows copied.
-    /// Outside a transaction it commits on its own, like any statement: all the rows or none.
-    /// COPY takes no parameters, so `statement` must have none; every value travels in `rows`.
-    @discardableResult
-    public func copy(_ statement: SQL, rows: BinaryCopyRows) async throws -> Int {
-        guard statement.bindings.isEmpty else {
-            throw PostgresError(kind: .usage, message: "COPY takes no parameters; put the values in the rows", query: statement.text)
-        }
-        let stream = rows.stream()
-        return try await onQueue {
-            let handle = try self.liveHandle(mayReconnect: true)
-            // The extended protocol, as every statement here: one statement per text, never a script.
-            let started = PQexecParams(handle, statement.text, 0, nil, nil, nil, nil, 1)
-            defer { PQclear(started) }
-            try self.check(started, query: statement.text)
-            guard PQresultStatus(started) == PGRES_COPY_IN else {
-                self.abandonResults(handle, current: started)
-                throw PostgresError(kind: .usage, message: "the statement is not one COPY … FROM STDIN", query: statement.text)
-            }
-            // Blocking mode: each call returns once libpq has queued or sent the bytes.
-            let chunk = 1 << 20
-            let sent = stream.withUnsafeBytes { bytes -> Bool in
-                var offset = 0
-                while offset < bytes.count {
-                    let length = min(chunk, bytes.count - offset)
-                    let pointer = bytes.baseAddress!.advanced(by: offset).assumingMemoryBound(to: CChar.self)
-                    guard PQputCopyData(handle, pointer, Int32(length)) == 1 else { return false }
-                    offset += length
-                }
-                return PQputCopyEnd(handle, nil) == 1
-            }
-            guard sent else {
-                let lost = self.connectionLost(handle)
-                self.abandonResults(handle, current: nil)
-                throw lost
-            }
-            return try self.finishCopy(handle, query: statement.text)
-        }
-    }
-
-    /// Reads every result of an ended COPY up to ReadyForQuery and returns the rows copied.
-    ///
-    /// The COPY's CommandComplete comes *before* its commit: outside a transaction the server
-    /// commits at the Sync that follows CopyDone, and a commit that fails (a deferred trigger, a
-    /// server crashing during the commit's WAL flush) answers after it, with an error or with the
-    /// connection's end. So success is the whole exchange ending cleanly, not the first result.
-    private func finishCopy(_ handle: OpaquePointer, query: String) throws -> Int {
-        var copied: Int?
-        var failure: Error?
-        while let result = PQgetResult(handle) {
-            defer { PQclear(result) }
-            if PQresultStatus(result) == PGRES_COPY_IN {
-                // Not ours to go on with; ending it as failed makes the server roll it back.
-                _ = PQputCopyEnd(handle, "abandoned: Connection.copy ended its data already")
-                failure = failure ?? PostgresError(kind: .usage, message: "the server asked for more COPY data after the end", query: query)
-                continue
-            }
-            do {
-                try check(result, query: query)
-                if copied == nil, PQresultStatus(result) == PGRES_COMMAND_OK { copied = Int(String(cString: PQcmdTuples(result))) ?? 0 }
-            } catch {
-                failure = failure ?? error
-            }
-        }
-        if let failure { throw failure }
-        // libpq reports a lost connection as an error result; this catches any other way the
-        // exchange could end without ReadyForQuery.
-        guard PQstatus(handle) == CONNECTION_OK, let copied else { throw connectionLost(handle) }
-        return copied
-    }
-
     /// Brings the connection back to idle after results this caller will not use: a COPY FROM
     /// STDIN still open is ended as failed (the server rolls it back), a COPY TO STDOUT is read
     /// out, and every result left is cleared.
-    private func abandonResults(_ handle: OpaquePointer, current: OpaquePointer?) {
+    func abandonResults(_ handle: OpaquePointer, current: OpaquePointer?) {
         var result = current
         var owned = false
         // Bounded: a text of many statements is drained a few at a time, never spun on forever.
@@ -233,68 +163,9 @@ public final class Connection: @unchecked Sendable {
         }
     }
 
-    // MARK: - LISTEN / NOTIFY
-
-    /// Subscribes this connection to a channel. Pair with `notifications(timeout:)`.
-    /// After this the connection no longer reconnects by itself: a lost connection throws, so
-    /// the owner knows to connect again and re-subscribe.
-    public func listen(_ channel: String) async throws {
-        try await execute(SQL(unsafeSQL: "LISTEN \(quoteIdentifier(channel))"))
-        try await onQueue { self.holdsSessionState = true }
-    }
-
-    /// Unsubscribes from a channel.
-    public func unlisten(_ channel: String) async throws {
-        try await execute(SQL(unsafeSQL: "UNLISTEN \(quoteIdentifier(channel))"))
-    }
-
-    /// Sends a notification (`pg_notify`, so the channel and payload are parameters).
-    public func notify(_ channel: String, payload: String = "") async throws {
-        try await execute("SELECT pg_notify(\(channel), \(payload))")
-    }
-
-    /// Waits until at least one notification arrives or `timeout` passes; returns what arrived.
-    ///
-    /// Blocks this connection's own thread, never the cooperative pool. Throws if the connection breaks.
-    public func notifications(timeout: Duration) async throws -> [PostgresNotification] {
-        try await onQueue {
-            let handle = try self.liveHandle(mayReconnect: false)
-            var found = self.drainNotifications(handle)
-            if found.isEmpty {
-                let millis = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
-                var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
-                let ready = poll(&descriptor, 1, millis)
-                if ready > 0 {
-                    guard PQconsumeInput(handle) == 1 else { throw self.connectionLost(handle) }
-                    found = self.drainNotifications(handle)
-                }
-            }
-            return found
-        }
-    }
-
-    /// Returns what arrived so far: notifications kept aside earlier plus what libpq has read.
-    private func drainNotifications(_ handle: OpaquePointer) -> [PostgresNotification] {
-        PQconsumeInput(handle)
-        keepNotifications(handle)
-        defer { pendingNotifications.removeAll() }
-        return pendingNotifications
-    }
-
-    /// Moves the notifications libpq has parsed into `pendingNotifications`.
-    private func keepNotifications(_ handle: OpaquePointer) {
-        while let notice = PQnotifies(handle) {
-            pendingNotifications.append(PostgresNotification(
-                channel: String(cString: notice.pointee.relname),
-                payload: String(cString: notice.pointee.extra),
-                senderPID: notice.pointee.be_pid))
-            PQfreemem(notice)
-        }
-    }
-
     // MARK: - Running on the connection's thread
 
-    private func onQueue<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    func onQueue<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
             queue.async { continuation.resume(with: Result { try work() }) }
         }
@@ -302,7 +173,7 @@ public final class Connection: @unchecked Sendable {
 
     /// Returns the live handle. When the server went away while we were idle (outside a
     /// transaction, nothing sent yet), reconnects once, so a server restart costs no failed statement.
-    private func liveHandle(mayReconnect: Bool) throws -> OpaquePointer {
+    func liveHandle(mayReconnect: Bool) throws -> OpaquePointer {
         guard let handle else { throw PostgresError(kind: .connection, message: "the connection is closed") }
         if mayReconnect, !holdsSessionState, PQtransactionStatus(handle) == PQTRANS_IDLE, serverHasHungUp(handle) {
             PQreset(handle)
@@ -364,7 +235,7 @@ public final class Connection: @unchecked Sendable {
         return name
     }
 
-    private func check(_ result: OpaquePointer?, query: String) throws {
+    func check(_ result: OpaquePointer?, query: String) throws {
         guard let handle else { throw PostgresError(kind: .connection, message: "the connection is closed") }
         guard let result else { throw connectionLost(handle) }
         switch PQresultStatus(result) {
@@ -383,7 +254,7 @@ public final class Connection: @unchecked Sendable {
         }
     }
 
-    private func connectionLost(_ handle: OpaquePointer) -> PostgresError {
+    func connectionLost(_ handle: OpaquePointer) -> PostgresError {
         let reason = configuration.redact(Self.oneLine(PQerrorMessage(handle)))
         return PostgresError(kind: .connection, message: "lost the connection to PostgreSQL: \(reason.isEmpty ? "no reason given" : reason)")
     }

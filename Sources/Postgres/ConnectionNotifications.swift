@@ -1,0 +1,69 @@
+import CLibPQ
+import Dispatch
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// LISTEN / NOTIFY on a connection of its own: subscribe, send, and wait for notifications.
+extension Connection {
+    /// Subscribes this connection to a channel. Pair with `notifications(timeout:)`.
+    /// After this the connection no longer reconnects by itself: a lost connection throws, so
+    /// the owner knows to connect again and re-subscribe.
+    public func listen(_ channel: String) async throws {
+        try await execute(SQL(unsafeSQL: "LISTEN \(quoteIdentifier(channel))"))
+        try await onQueue { self.holdsSessionState = true }
+    }
+
+    /// Unsubscribes from a channel.
+    public func unlisten(_ channel: String) async throws {
+        try await execute(SQL(unsafeSQL: "UNLISTEN \(quoteIdentifier(channel))"))
+    }
+
+    /// Sends a notification (`pg_notify`, so the channel and payload are parameters).
+    public func notify(_ channel: String, payload: String = "") async throws {
+        try await execute("SELECT pg_notify(\(channel), \(payload))")
+    }
+
+    /// Waits until at least one notification arrives or `timeout` passes; returns what arrived.
+    ///
+    /// Blocks this connection's own thread, never the cooperative pool. Throws if the connection breaks.
+    public func notifications(timeout: Duration) async throws -> [PostgresNotification] {
+        try await onQueue {
+            let handle = try self.liveHandle(mayReconnect: false)
+            var found = self.drainNotifications(handle)
+            if found.isEmpty {
+                let millis = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+                var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
+                let ready = poll(&descriptor, 1, millis)
+                if ready > 0 {
+                    guard PQconsumeInput(handle) == 1 else { throw self.connectionLost(handle) }
+                    found = self.drainNotifications(handle)
+                }
+            }
+            return found
+        }
+    }
+
+    /// Returns what arrived so far: notifications kept aside earlier plus what libpq has read.
+    private func drainNotifications(_ handle: OpaquePointer) -> [PostgresNotification] {
+        PQconsumeInput(handle)
+        keepNotifications(handle)
+        defer { pendingNotifications.removeAll() }
+        return pendingNotifications
+    }
+
+    /// Moves the notifications libpq has parsed into `pendingNotifications`.
+    func keepNotifications(_ handle: OpaquePointer) {
+        while let notice = PQnotifies(handle) {
+            pendingNotifications.append(PostgresNotification(
+                channel: String(cString: notice.pointee.relname),
+                payload: String(cString: notice.pointee.extra),
+                senderPID: notice.pointee.be_pid))
+            PQfreemem(notice)
+        }
+    }
+}
