@@ -19,7 +19,6 @@ struct AggregatingKillTests {
         // feeds many groups; the producer stores the next 50 only once fewer than 100 wait, so
         // the nodes are busy releasing all the while.
         let groups = 30, size = 100
-        let parts = PostgresStore(name: "parts", pool: cluster.pool)
         let messages = (0..<groups * size).map { index in
             let group = (index / 1000) * 10 + index % 10
             return OutgoingMessage(payload: Data("{\"g\": \(group), \"n\": \(index)}".utf8),
@@ -27,26 +26,13 @@ struct AggregatingKillTests {
         }
         let nodes = ["node-1": try cluster.startNodeProcess("node-1"), "node-2": try cluster.startNodeProcess("node-2")]
         defer { nodes.values.forEach { $0.signal(SIGKILL); $0.cleanUp() } }
-        let producer = Task {
-            for start in stride(from: 0, to: messages.count, by: 50) {
-                _ = try await eventually(timeout: .seconds(30), every: .milliseconds(5)) {
-                    try await cluster.integer("SELECT count(*) FROM depot.messages WHERE store = 'parts'") < 100
-                }
-                _ = try await parts.store(Array(messages[start..<start + 50]))
-            }
-        }
+        let producer = cluster.trickle(messages, into: "parts")
 
         // Kill node-1 while it holds a batch, once the first wave is out.
         #expect(try await eventually(timeout: .seconds(60)) {
             try await cluster.integer("SELECT count(*) FROM depot.messages WHERE store = 'out'") >= 1
         })
-        let held = try await eventually(timeout: .seconds(20), every: .milliseconds(1)) {
-            guard try await cluster.integer("SELECT count(*) FROM depot.messages WHERE locked_by LIKE 'node-1/%' AND locked_until > now()") > 0
-            else { return false }
-            nodes["node-1"]?.signal(SIGKILL)
-            return true
-        }
-        if !held { nodes["node-1"]?.signal(SIGKILL) }
+        let held = try await cluster.killWhileHoldingLease(nodes["node-1"]!, node: "node-1")
         #expect(await nodes["node-1"]!.wait() == 128 + SIGKILL)
         // What the dead node held: either its last statement, already sent, still commits on the
         // server (a release without its node), or it rolls back and the lease runs out.

@@ -28,29 +28,15 @@ struct ResequencingKillTests {
                 }
             }.shuffled(using: &random)
         }
-        let parts = PostgresStore(name: "parts", pool: cluster.pool)
         let nodes = ["node-1": try cluster.startNodeProcess("node-1"), "node-2": try cluster.startNodeProcess("node-2")]
         defer { nodes.values.forEach { $0.signal(SIGKILL); $0.cleanUp() } }
-        let producer = Task {
-            for start in stride(from: 0, to: messages.count, by: 50) {
-                _ = try await eventually(timeout: .seconds(30), every: .milliseconds(5)) {
-                    try await cluster.integer("SELECT count(*) FROM depot.messages WHERE store = 'parts'") < 100
-                }
-                _ = try await parts.store(Array(messages[start..<start + 50]))
-            }
-        }
+        let producer = cluster.trickle(messages, into: "parts")
 
         // Kill node-1 while it holds a batch, once a fair part is out.
         #expect(try await eventually(timeout: .seconds(60)) {
             try await cluster.integer("SELECT count(*) FROM depot.messages WHERE store = 'out'") >= 300
         })
-        let heldBatch = try await eventually(timeout: .seconds(20), every: .milliseconds(1)) {
-            guard try await cluster.integer("SELECT count(*) FROM depot.messages WHERE locked_by LIKE 'node-1/%' AND locked_until > now()") > 0
-            else { return false }
-            nodes["node-1"]?.signal(SIGKILL)
-            return true
-        }
-        if !heldBatch { nodes["node-1"]?.signal(SIGKILL) }
+        let heldBatch = try await cluster.killWhileHoldingLease(nodes["node-1"]!, node: "node-1")
         #expect(await nodes["node-1"]!.wait() == 128 + SIGKILL)
         let orphaned = try await cluster.integer("SELECT count(*) FROM depot.messages WHERE locked_by LIKE 'node-1/%'")
         let outAtKill = try await cluster.integer("SELECT count(*) FROM depot.messages WHERE store = 'out'")
