@@ -224,6 +224,7 @@ public struct PostgresStore: MessageStore {
 
     /// Every message must have its id. The insert trigger checks the store is declared.
     static func messageInsert(store: String, _ messages: [OutgoingMessage]) -> SQL {
+        if messages.count == 1 { return messageInsertOne(store: store, messages[0]) }
         let ids = messages.map { $0.id! }
         let payloads = messages.map(\.payload)
         let headers = messages.map(\.headers)
@@ -236,6 +237,18 @@ public struct PostgresStore: MessageStore {
             FROM unnest(\(ids), \(payloads), \(headers), \(contentTypes), \(priorities), \(delays))
                  WITH ORDINALITY AS u (id, payload, headers, content_type, priority, delay_ms, ord)
             ORDER BY u.ord
+            """
+    }
+
+    /// One message by a plain VALUES row: a producer storing one message at a time (and group
+    /// commit's lone caller) pays for no arrays to encode and no unnest to plan and run, which for
+    /// one row cost about a tenth of its store.
+    static func messageInsertOne(store: String, _ message: OutgoingMessage) -> SQL {
+        let delay = Int(max(message.delay.milliseconds, 0))
+        return """
+            INSERT INTO depot.messages (id, store, payload, headers, content_type, priority, available_at)
+            VALUES (\(message.id!), \(store), \(message.payload), \(message.headers), \(message.contentType),
+                    \(Int32(clamping: message.priority)), now() + \(delay) * interval '1 millisecond')
             """
     }
 
