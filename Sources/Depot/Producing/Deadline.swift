@@ -15,20 +15,13 @@ func withDeadline<T: Sendable>(_ limit: Duration, _ operation: @escaping @Sendab
         // A dispatch timer rather than a sleeping task: cancelling it when the operation wins
         // (nearly always) wakes nothing, where a cancelled sleeping task woke a thread only to end.
         let timer = DispatchWorkItem { once.finish(.failure(DeadlineExceeded(limit: limit))) }
-        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(limit.nanosecondsClamped)), execute: timer)
+        let (seconds, attoseconds) = limit.components
+        // DispatchTime + seconds clamps, so a limit of centuries is simply no deadline.
+        DispatchQueue.global().asyncAfter(deadline: .now() + (Double(seconds) + Double(attoseconds) / 1e18), execute: timer)
         Task {
             do { once.finish(.success(try await operation())) } catch { once.finish(.failure(error)) }
             timer.cancel()
         }
-    }
-}
-
-extension Duration {
-    /// Whole nanoseconds, at most Int64.max (a deadline of centuries is no deadline).
-    var nanosecondsClamped: Int64 {
-        let (seconds, attoseconds) = components
-        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        return overflow ? .max : whole.addingReportingOverflow(attoseconds / 1_000_000_000).overflow ? .max : whole + attoseconds / 1_000_000_000
     }
 }
 
