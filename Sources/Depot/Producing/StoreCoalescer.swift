@@ -33,8 +33,22 @@ final class StoreCoalescer: @unchecked Sendable {
     }
 
     /// Stores `message` with whatever else is waiting; returns its own receipt.
+    ///
+    /// A caller that finds nobody waiting and a batch free writes its message itself, in its
+    /// own task: a producer storing one message at a time then pays for no task to start and no
+    /// continuation to resume, only for the write. Callers arriving meanwhile wait as before,
+    /// and the lone writer hands its batch slot to a flusher for them when it is done.
     func store(_ message: OutgoingMessage) async throws -> ProducerReceipt {
-        try await withCheckedThrowingContinuation { continuation in
+        let alone: Bool = lock.withLock {
+            guard waiting.isEmpty, inFlight < maximumInFlight else { return false }
+            inFlight += 1
+            return true
+        }
+        if alone {
+            defer { handOver() }
+            return try await write([message])
+        }
+        return try await withCheckedThrowingContinuation { continuation in
             let startFlusher: Bool = lock.withLock {
                 waiting.append(Waiting(message: message, continuation: continuation))
                 guard inFlight < maximumInFlight else { return false }
@@ -43,6 +57,18 @@ final class StoreCoalescer: @unchecked Sendable {
             }
             if startFlusher { Task { await self.flush() } }
         }
+    }
+
+    /// After a lone write: its batch slot goes to a flusher when callers came meanwhile.
+    private func handOver() {
+        let flushWaiting: Bool = lock.withLock {
+            if waiting.isEmpty {
+                inFlight -= 1
+                return false
+            }
+            return true
+        }
+        if flushWaiting { Task { await self.flush() } }
     }
 
     /// Messages waiting for a batch to take them (for tests).
