@@ -1,5 +1,6 @@
 import Foundation
 import Postgres
+import Synchronization
 
 /// Keeps the head of `depot.messages` clean while messages drain fast, by running VACUUM from
 /// the node once enough acked rows have piled up.
@@ -16,10 +17,39 @@ import Postgres
 /// a parallel vacuum puts its list of dead rows in a dynamic shared memory segment that it
 /// sizes for the whole table (maintenance_work_mem, 64 MB by default) and fills with zeros
 /// before it starts, which on a large table with few dead rows costs more than the vacuum.
-struct MessageVacuum: Sendable {
+final class MessageVacuum: Sendable {
     /// Fewest dead rows worth a vacuum.
     let minimumDeadRows: Int
     let pool: ConnectionPool
+    let node: String
+    /// Whether this role may vacuum the table, once asked.
+    private let permitted = Mutex<Bool?>(nil)
+
+    init(minimumDeadRows: Int, pool: ConnectionPool, node: String = "") {
+        self.minimumDeadRows = minimumDeadRows
+        self.pool = pool
+        self.node = node
+    }
+
+    /// What one pass did.
+    enum Outcome: Equatable, Sendable {
+        case vacuumed
+        case notDue
+        /// This role may not vacuum the table: autovacuum alone cleans it (said once).
+        case leftToAutovacuum
+    }
+
+    /// One pass of the node's vacuum service: asks once whether this role may vacuum, then
+    /// vacuums when dead rows have passed the threshold.
+    func runOnce() async throws -> Outcome {
+        if permitted.withLock({ $0 }) == nil {
+            let may = try await mayVacuum()
+            permitted.withLock { $0 = may }
+            if !may { NodeLog.info(node: node, "not vacuuming depot.messages: this role does not own it; autovacuum alone cleans it") }
+        }
+        guard permitted.withLock({ $0 }) == true else { return .leftToAutovacuum }
+        return try await vacuumIfDue() ? .vacuumed : .notDue
+    }
 
     /// How many dead rows start a vacuum: `minimumDeadRows`, or a twentieth of the live rows in a
     /// large table (a vacuum scans every index whole, so it costs more the larger the table).

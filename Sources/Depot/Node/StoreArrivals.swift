@@ -81,7 +81,7 @@ public final class StoreArrivals: @unchecked Sendable {
     func wait(for store: String, after generation: UInt64, timeout: Duration) async {
         guard timeout > .zero else { return }
         let id = UUID()
-        var timer: Task<Void, Never>?
+        var timer: DispatchWorkItem?
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let returnsNow = lock.withLock { () -> Bool in
                 if closed || (generations[store] ?? 0) &+ everyone != generation { return true }
@@ -92,10 +92,7 @@ public final class StoreArrivals: @unchecked Sendable {
                 continuation.resume()
                 return
             }
-            timer = Task { [self] in
-                try? await Task.sleep(for: timeout)
-                release(id, of: store)
-            }
+            timer = Timeout.after(timeout) { [self] in release(id, of: store) }
         }
         timer?.cancel()
     }

@@ -12,12 +12,7 @@ public struct DeadlineExceeded: Error, Sendable, CustomStringConvertible {
 func withDeadline<T: Sendable>(_ limit: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
     return try await withCheckedThrowingContinuation { continuation in
         let once = Once(continuation)
-        // A dispatch timer rather than a sleeping task: cancelling it when the operation wins
-        // (nearly always) wakes nothing, where a cancelled sleeping task woke a thread only to end.
-        let timer = DispatchWorkItem { once.finish(.failure(DeadlineExceeded(limit: limit))) }
-        let (seconds, attoseconds) = limit.components
-        // DispatchTime + seconds clamps, so a limit of centuries is simply no deadline.
-        DispatchQueue.global().asyncAfter(deadline: .now() + (Double(seconds) + Double(attoseconds) / 1e18), execute: timer)
+        let timer = Timeout.after(limit) { once.finish(.failure(DeadlineExceeded(limit: limit))) }
         Task {
             do { once.finish(.success(try await operation())) } catch { once.finish(.failure(error)) }
             timer.cancel()

@@ -18,6 +18,7 @@ let nodeCommand = Command(
         OptionSpec(name: "reconcile", value: "DURATION", help: "how often it re-reads processor rows without a notification (default 10s)"),
         OptionSpec(name: "connections", value: "N", help: "database connections the node may open (default 10)"),
         OptionSpec(name: "claim-concurrency", value: "N", help: "claim statements of one processor run at once on this node (default 3; about the database's cores)"),
+        OptionSpec(name: "shutdown-timeout", value: "DURATION", help: "how long SIGTERM waits for requests to be answered and deliveries to finish before the node exits anyway (default 60s)"),
         OptionSpec(name: "vacuum-dead-rows", value: "N", help: "VACUUM depot.messages once this many acked rows are dead (default 10000; 0 leaves it to autovacuum)"),
     ],
     notes: """
@@ -43,6 +44,7 @@ let nodeCommand = Command(
     configuration.heartbeatInterval = try arguments.duration("heartbeat") ?? configuration.heartbeatInterval
     configuration.reconcileInterval = try arguments.duration("reconcile") ?? configuration.reconcileInterval
     configuration.claimConcurrency = try arguments.integer("claim-concurrency", in: 1...1000) ?? configuration.claimConcurrency
+    configuration.shutdownTimeout = try arguments.duration("shutdown-timeout") ?? configuration.shutdownTimeout
     if let rows = try arguments.integer("vacuum-dead-rows", in: 0...1_000_000_000) {
         configuration.vacuumDeadRows = rows == 0 ? nil : rows
     }
@@ -66,35 +68,30 @@ let nodeCommand = Command(
     let stores = StoreDirectory(pool: pool, journalFolder: journalFolder)
     let metrics = NodeMetrics()
     let node = Node(configuration, pool: pool, stores: stores, metrics: metrics)
-    var server: HTTPServer?
+    var ingress: [any Service] = []
     if let listen {
         let producer = Producer(pool: pool, stores: stores, configuration: Producer.Configuration(
             primaryTimeout: primaryTimeout, routesFile: journalFolder.appendingPathComponent("stores.json")), metrics: metrics)
         Task { try? await producer.refreshRoutes() }
-        let ingress = IngressService(.init(node: name, token: token, scopedTokens: scopedTokens), producer: producer, pool: pool, metrics: metrics,
+        let service = IngressService(.init(node: name, token: token, scopedTokens: scopedTokens), producer: producer, pool: pool, metrics: metrics,
                                      arrivals: node.arrivals)
-        let started = ingress.server(host: listen.host, port: listen.port, limits: HTTPLimits(bodyBytes: maximumBody))
-        do { try started.start() } catch {
+        let server = service.server(host: listen.host, port: listen.port, limits: HTTPLimits(bodyBytes: maximumBody))
+        do { try server.start() } catch {
             throw CLIFailure.unavailable("cannot listen on \(listen.host):\(listen.port): \(error); is the port taken? pick another with --http")
         }
-        FileHandle.standardError.write(Data("depot node \(name): HTTP on \(listen.host):\(started.port)\n".utf8))
-        server = started
+        FileHandle.standardError.write(Data("depot node \(name): HTTP on \(listen.host):\(server.port)\n".utf8))
+        ingress = [HTTPIngressService(server: server, arrivals: node.arrivals)]
     }
-    // In order: stop accepting and answer every request already read (a committed message gets
-    // its 202), then stop claiming, finish or release what is held, deregister. The handler runs
-    // on a dispatch thread, where the server's shutdown may block.
-    let signals = onTerminationSignals { [server] _ in
-        // Waiting claims answer at once with what they have, with Connection: close.
-        server?.shutdown(whenDraining: { node.arrivals.close() })
-        Task { await node.stop() }
-    }
+    // The node's services stop in reverse order: the HTTP ingress first (it stops accepting and
+    // answers every request already read, so a committed message gets its 202), then the
+    // processors (finish or release what they hold), the listener and maintenance, and the
+    // heartbeat last, which deregisters.
+    let signals = onTerminationSignals { _ in node.stop() }
     defer { signals.forEach { $0.cancel() } }
     do {
-        try await node.run()
-        server?.stop()
+        try await node.run(alongside: ingress)
         await pool.close()
     } catch {
-        server?.stop()
         await pool.close()
         throw error
     }

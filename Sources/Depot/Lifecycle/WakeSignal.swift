@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 
 /// Wakes tasks that wait for something to happen (new messages, a stop request) or for a timeout,
@@ -11,11 +12,18 @@ final class WakeSignal: @unchecked Sendable {
     private var closed = false
     /// A wake that found no one waiting, kept for the next `wait`.
     private var missed = false
+    /// Signals closed with this one (`closes(_:)`).
+    private var followers: [WakeSignal] = []
 
     /// Wakes every waiter now and every later one at once.
     func close() {
-        lock.withLock { closed = true }
+        let others: [WakeSignal] = lock.withLock {
+            closed = true
+            defer { followers.removeAll() }
+            return followers
+        }
         wake()
+        others.forEach { $0.close() }
     }
 
     /// Releases everyone waiting now.
@@ -29,11 +37,25 @@ final class WakeSignal: @unchecked Sendable {
         for continuation in released { continuation.resume() }
     }
 
-    /// Returns after `wake()` or `timeout`, whichever is first.
-    func wait(timeout: Duration) async {
-        guard timeout > .zero else { return }
+    /// True after `close()`.
+    var isClosed: Bool { lock.withLock { closed } }
+
+    /// Closes `other` too when this one is closed (at once if it already is): a loop that waits
+    /// on a signal of its own hears a shutdown as well.
+    func closes(_ other: WakeSignal) {
+        let now: Bool = lock.withLock {
+            if closed { return true }
+            followers.append(other)
+            return false
+        }
+        if now { other.close() }
+    }
+
+    /// Returns after `wake()` or `timeout`, whichever is first; with no timeout, after `wake()`.
+    func wait(timeout: Duration?) async {
+        if let timeout, timeout <= .zero { return }
         let id = UUID()
-        var timer: Task<Void, Never>?
+        var timer: DispatchWorkItem?
         await withCheckedContinuation { continuation in
             let returnsNow = lock.withLock {
                 if closed || missed {
@@ -47,10 +69,7 @@ final class WakeSignal: @unchecked Sendable {
                 continuation.resume()
                 return
             }
-            timer = Task { [self] in
-                try? await Task.sleep(for: timeout)
-                release(id)
-            }
+            if let timeout { timer = Timeout.after(timeout) { [self] in release(id) } }
         }
         timer?.cancel()
     }

@@ -1,0 +1,51 @@
+import Postgres
+
+/// LISTENs for row changes (`depot_config`) and new messages (`depot_messages`) on a
+/// connection of its own, and passes them on: a reconcile, and a wake-up for the members and
+/// HTTP claims waiting on the store. When the connection breaks it reconnects with the shared
+/// back-off, then has the rows read again and wakes everyone, since notifications may have been
+/// missed meanwhile.
+struct NodeListener: Service {
+    let name = "listener"
+    let node: String
+    let configuration: ConnectionConfiguration
+    let supervisor: ProcessorSupervisor
+    let arrivals: StoreArrivals
+    /// Closed once the node is registered; the listener connects only then.
+    let registered: WakeSignal
+
+    func run(_ shutdown: ShutdownSignal) async {
+        guard await shutdown.wait(for: registered) else { return }
+        var backoff = Backoff()
+        while !shutdown.isTriggered {
+            do {
+                let connection = try await Connection.connect(configuration)
+                defer { connection.close() }
+                try await connection.listen("depot_config")
+                try await connection.listen("depot_messages")
+                // Rows changed before LISTEN took effect sent notifications no one heard: read them
+                // again, and let HTTP claims that waited meanwhile look again.
+                supervisor.nudge.wake()
+                arrivals.announceAll()
+                if backoff.failures > 0 {
+                    NodeLog.info(node: node, "listening again")
+                    await supervisor.wakeAll()
+                }
+                backoff.succeeded()
+                while !shutdown.isTriggered {
+                    for notification in try await connection.notifications(timeout: .milliseconds(500)) {
+                        if notification.channel == "depot_config" {
+                            supervisor.nudge.wake()
+                        } else {
+                            await supervisor.wake(store: notification.payload)
+                        }
+                    }
+                }
+            } catch {
+                let wait = backoff.failed()
+                if backoff.failures == 1 { NodeLog.warning(node: node, "listener lost: \(error); reconnecting") }
+                await shutdown.wait(timeout: wait)
+            }
+        }
+    }
+}
