@@ -10,8 +10,11 @@ import TestSupport
 @Suite("Admin SQL: views and functions")
 struct AdminSQLTests {
     /// A store `orders`, an endpoint at `url` and a forwarding processor `forwarder` (interval 0).
-    static func forwarding(_ cluster: Cluster, url: String, columns: String = "", values: String = "") async throws {
-        try await NodeBehaviourTests.forwarding(cluster, url: url, columns: ", interval_ms" + columns, values: ", 0" + values)
+    static func forwarding(_ cluster: Cluster, url: String, _ configure: (inout ProcessorDefinition) -> Void = { _ in }) async throws {
+        try await NodeBehaviourTests.forwarding(cluster, url: url) {
+            $0.intervalMilliseconds = 0
+            configure(&$0)
+        }
     }
 
     /// The one row of `depot.processor_status` for `name`.
@@ -30,7 +33,7 @@ struct AdminSQLTests {
         let cluster = try await Cluster.fresh()
         let (echo, url) = try Cluster.echo()
         defer { echo.stop() }
-        try await Self.forwarding(cluster, url: url, columns: ", member_count", values: ", 2")
+        try await Self.forwarding(cluster, url: url) { $0.memberCount = 2 }
         let node = cluster.startNode("node-a")
         _ = try await cluster.storeTexts("orders", count: 5)
         #expect(try await eventually { echo.snapshot().succeeded == 5 })
@@ -92,8 +95,11 @@ struct AdminSQLTests {
         // Every message fails its first 2 attempts; 2 attempts are allowed, then the dead letters.
         let (echo, url) = try Cluster.echo(.init(failFirst: 2, failStatus: 503))
         defer { echo.stop() }
-        try await Self.forwarding(cluster, url: url, columns: ", retry_interval_ms, max_delivery_attempts, max_delivery_drop",
-                                  values: ", 0, 2, true")
+        try await Self.forwarding(cluster, url: url) {
+            $0.retryIntervalMilliseconds = 0
+            $0.maxDeliveryAttempts = 2
+            $0.maxDeliveryDrop = true
+        }
         let node = cluster.startNode("node-a")
         let ids = try await cluster.storeTexts("orders", count: 3)
         #expect(try await eventually { try await cluster.integer("SELECT count(*) FROM depot.dead_letters") == 3 })

@@ -14,13 +14,14 @@ struct ForwardingProcessorTests {
         let cluster = try await Cluster.fresh()
         let backEnds = try (1...3).map { _ in try Cluster.echo() }
         defer { backEnds.forEach { $0.0.stop() } }
-        try await cluster.sql("INSERT INTO depot.stores (name) VALUES ('JMSMS')")
+        try await cluster.addStore("JMSMS")
         for (index, (_, url)) in backEnds.enumerated() {
-            try await cluster.sql("INSERT INTO depot.endpoints (name, url) VALUES ('SimpleStockQuoteService\(index + 1)', '\(url)')")
-            try await cluster.sql("""
-                INSERT INTO depot.processors (name, kind, store, target_endpoint, interval_ms, batch_size)
-                VALUES ('Forwarder\(index + 1)', 'forwarding', 'JMSMS', 'SimpleStockQuoteService\(index + 1)', 0, 10)
-                """)
+            try await cluster.addEndpoint("SimpleStockQuoteService\(index + 1)", url: url)
+            try await cluster.addProcessor("Forwarder\(index + 1)", .forwarding, from: "JMSMS") {
+                $0.targetEndpoint = "SimpleStockQuoteService\(index + 1)"
+                $0.intervalMilliseconds = 0
+                $0.batchSize = 10
+            }
         }
         let node = cluster.startNode("node-a")
         let ids = try await cluster.storeTexts("JMSMS", count: 3000)
@@ -44,12 +45,14 @@ struct ForwardingProcessorTests {
         let cluster = try await Cluster.fresh()
         let (echo, url) = try Cluster.echo(.init(failFirst: 3))
         defer { echo.stop() }
-        try await cluster.sql("""
-            INSERT INTO depot.stores (name) VALUES ('Orginal');
-            INSERT INTO depot.endpoints (name, url) VALUES ('SimpleStockQuoteService', '\(url)');
-            INSERT INTO depot.processors (name, kind, store, target_endpoint, interval_ms, retry_interval_ms, max_delivery_attempts)
-            VALUES ('ForwardMessageProcessor', 'forwarding', 'Orginal', 'SimpleStockQuoteService', 0, 50, 4);
-            """)
+        try await cluster.addStore("Orginal")
+        try await cluster.addEndpoint("SimpleStockQuoteService", url: url)
+        try await cluster.addProcessor("ForwardMessageProcessor", .forwarding, from: "Orginal") {
+            $0.targetEndpoint = "SimpleStockQuoteService"
+            $0.intervalMilliseconds = 0
+            $0.retryIntervalMilliseconds = 50
+            $0.maxDeliveryAttempts = 4
+        }
         let node = cluster.startNode("node-a")
         _ = try await cluster.storeTexts("Orginal", count: 10)
         let delivered = try await eventually(timeout: .seconds(30)) { echo.snapshot().succeeded == 10 }
@@ -67,12 +70,15 @@ struct ForwardingProcessorTests {
         let cluster = try await Cluster.fresh()
         let (echo, url) = try Cluster.echo(.init(failRate: 1))
         defer { echo.stop() }
-        try await cluster.sql("""
-            INSERT INTO depot.stores (name) VALUES ('orders');
-            INSERT INTO depot.endpoints (name, url) VALUES ('backend', '\(url)');
-            INSERT INTO depot.processors (name, kind, store, target_endpoint, interval_ms, retry_interval_ms, max_delivery_attempts, max_delivery_drop)
-            VALUES ('forwarder', 'forwarding', 'orders', 'backend', 0, 50, 4, false);
-            """)
+        try await cluster.addStore("orders")
+        try await cluster.addEndpoint("backend", url: url)
+        try await cluster.addProcessor("forwarder", .forwarding, from: "orders") {
+            $0.targetEndpoint = "backend"
+            $0.intervalMilliseconds = 0
+            $0.retryIntervalMilliseconds = 50
+            $0.maxDeliveryAttempts = 4
+            $0.maxDeliveryDrop = false
+        }
         let node = cluster.startNode("node-a")
         let ids = try await cluster.storeTexts("orders", count: 1)
         let deactivated = try await eventually(timeout: .seconds(20)) {
@@ -105,12 +111,15 @@ struct ForwardingProcessorTests {
         let cluster = try await Cluster.fresh()
         let (echo, url) = try Cluster.echo(.init(failRate: 1))
         defer { echo.stop() }
-        try await cluster.sql("""
-            INSERT INTO depot.stores (name) VALUES ('orders');
-            INSERT INTO depot.endpoints (name, url) VALUES ('backend', '\(url)');
-            INSERT INTO depot.processors (name, kind, store, target_endpoint, interval_ms, retry_interval_ms, max_delivery_attempts, max_delivery_drop)
-            VALUES ('forwarder', 'forwarding', 'orders', 'backend', 0, 20, 3, true);
-            """)
+        try await cluster.addStore("orders")
+        try await cluster.addEndpoint("backend", url: url)
+        try await cluster.addProcessor("forwarder", .forwarding, from: "orders") {
+            $0.targetEndpoint = "backend"
+            $0.intervalMilliseconds = 0
+            $0.retryIntervalMilliseconds = 20
+            $0.maxDeliveryAttempts = 3
+            $0.maxDeliveryDrop = true
+        }
         let node = cluster.startNode("node-a")
         let ids = try await cluster.storeTexts("orders", count: 2)
         let dead = try await eventually(timeout: .seconds(20)) { try await cluster.integer("SELECT count(*) FROM depot.dead_letters") == 2 }
@@ -135,12 +144,14 @@ struct ForwardingProcessorTests {
         let cluster = try await Cluster.fresh()
         let (echo, url) = try Cluster.echo(.init(failRate: 1, failStatus: 422))
         defer { echo.stop() }
-        try await cluster.sql("""
-            INSERT INTO depot.stores (name) VALUES ('orders');
-            INSERT INTO depot.endpoints (name, url) VALUES ('backend', '\(url)');
-            INSERT INTO depot.processors (name, kind, store, target_endpoint, interval_ms, retry_interval_ms, non_retry_status_codes)
-            VALUES ('forwarder', 'forwarding', 'orders', 'backend', 0, 20, '{400,422}');
-            """)
+        try await cluster.addStore("orders")
+        try await cluster.addEndpoint("backend", url: url)
+        try await cluster.addProcessor("forwarder", .forwarding, from: "orders") {
+            $0.targetEndpoint = "backend"
+            $0.intervalMilliseconds = 0
+            $0.retryIntervalMilliseconds = 20
+            $0.nonRetryStatusCodes = [400, 422]
+        }
         let node = cluster.startNode("node-a")
         _ = try await cluster.storeTexts("orders", count: 1)
         let dead = try await eventually(timeout: .seconds(10)) { try await cluster.integer("SELECT count(*) FROM depot.dead_letters") == 1 }
@@ -158,12 +169,17 @@ struct ForwardingProcessorTests {
         let cluster = try await Cluster.fresh()
         let (echo, url) = try Cluster.echo(.init(failRate: 1))
         defer { echo.stop() }
-        try await cluster.sql("""
-            INSERT INTO depot.stores (name) VALUES ('orders'), ('failed-orders');
-            INSERT INTO depot.endpoints (name, url) VALUES ('backend', '\(url)');
-            INSERT INTO depot.processors (name, kind, store, target_endpoint, interval_ms, retry_interval_ms, max_delivery_attempts, max_delivery_drop, fail_store)
-            VALUES ('forwarder', 'forwarding', 'orders', 'backend', 0, 20, 2, true, 'failed-orders');
-            """)
+        try await cluster.addStore("orders")
+        try await cluster.addStore("failed-orders")
+        try await cluster.addEndpoint("backend", url: url)
+        try await cluster.addProcessor("forwarder", .forwarding, from: "orders") {
+            $0.targetEndpoint = "backend"
+            $0.intervalMilliseconds = 0
+            $0.retryIntervalMilliseconds = 20
+            $0.maxDeliveryAttempts = 2
+            $0.maxDeliveryDrop = true
+            $0.failStore = "failed-orders"
+        }
         let node = cluster.startNode("node-a")
         let ids = try await cluster.storeTexts("orders", count: 1)
         let moved = try await eventually(timeout: .seconds(10)) {
@@ -187,11 +203,13 @@ struct ForwardingProcessorTests {
         }
         try server.start()
         defer { server.stop() }
-        try await cluster.sql("""
-            INSERT INTO depot.stores (name) VALUES ('orders');
-            INSERT INTO depot.endpoints (name, url, method, headers) VALUES ('backend', 'http://127.0.0.1:\(server.port)/orders?src=depot', 'PUT', '{"Authorization": "Bearer t0k"}');
-            INSERT INTO depot.processors (name, kind, store, target_endpoint, interval_ms) VALUES ('forwarder', 'forwarding', 'orders', 'backend', 0);
-            """)
+        try await cluster.addStore("orders")
+        try await cluster.addEndpoint("backend", url: "http://127.0.0.1:\(server.port)/orders?src=depot", method: "PUT",
+                                      headers: ["Authorization": "Bearer t0k"])
+        try await cluster.addProcessor("forwarder", .forwarding, from: "orders") {
+            $0.targetEndpoint = "backend"
+            $0.intervalMilliseconds = 0
+        }
         let node = cluster.startNode("node-a")
         let payload = Data([0, 1, 2, 255])
         let receipt = try await PostgresStore(name: "orders", pool: cluster.pool).store(

@@ -33,7 +33,7 @@ struct GuaranteedDeliveryTests {
         }
         // Without guaranteed delivery the producer hears that the database is down.
         await #expect(throws: PostgresError.self) { try await producer.store(OutgoingMessage(text: "lost?"), in: "plain") }
-        #expect(try await stores.store(named: "orders-failover", kind: "memory").counts().ready == 100)
+        #expect(try await stores.store(named: "orders-failover", kind: .memory).counts().ready == 100)
 
         var configuration = Cluster.nodeConfiguration("node-a")
         configuration.waitForDatabase = true
@@ -48,7 +48,7 @@ struct GuaranteedDeliveryTests {
         #expect(drained)
         let ids = try await pool.query("SELECT id FROM depot.messages WHERE store = 'orders' ORDER BY seq").map { try $0.decode(at: 0, as: UUID.self) }
         #expect(ids == [before.receipts[0].id] + held, "drained in order, ids kept")
-        #expect(try await stores.store(named: "orders-failover", kind: "memory").counts().total == 0)
+        #expect(try await stores.store(named: "orders-failover", kind: .memory).counts().total == 0)
         await pool.close()
     }
 }

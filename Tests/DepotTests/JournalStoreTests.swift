@@ -275,8 +275,8 @@ struct JournalStoreTests {
         try await withJournalFolder { folder in
             let directory = StoreDirectory(pool: ConnectionPool(ConnectionConfiguration("postgres://127.0.0.1:1/none"), maximumConnections: 1),
                                            journalFolder: folder)
-            let first = try directory.store(named: "failover/eu", kind: "journal")
-            let second = try directory.store(named: "failover/eu", kind: "journal")
+            let first = try directory.store(named: "failover/eu", kind: .journal)
+            let second = try directory.store(named: "failover/eu", kind: .journal)
             #expect((first as? JournalStore) != nil && (first as? JournalStore) === (second as? JournalStore))
             _ = try await first.store(OutgoingMessage(text: "held"))
             #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("failover%2Feu.journal").path))

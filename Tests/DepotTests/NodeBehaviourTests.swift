@@ -9,14 +9,15 @@ import TestSupport
 /// failover-forwarding and cron. Nodes run in this process; back ends are real HTTP servers.
 @Suite("Worker nodes")
 struct NodeBehaviourTests {
-    /// A store `orders`, an endpoint `backend` at `url`, and one forwarding processor with `columns`.
-    static func forwarding(_ cluster: Cluster, url: String, columns: String = "", values: String = "") async throws {
-        try await cluster.sql("""
-            INSERT INTO depot.stores (name) VALUES ('orders');
-            INSERT INTO depot.endpoints (name, url) VALUES ('backend', '\(url)');
-            INSERT INTO depot.processors (name, kind, store, target_endpoint\(columns))
-            VALUES ('forwarder', 'forwarding', 'orders', 'backend'\(values));
-            """)
+    /// A store `orders`, an endpoint `backend` at `url`, and one forwarding processor `forwarder`
+    /// to it, with the columns `configure` sets.
+    static func forwarding(_ cluster: Cluster, url: String, _ configure: (inout ProcessorDefinition) -> Void = { _ in }) async throws {
+        try await cluster.addStore("orders")
+        try await cluster.addEndpoint("backend", url: url)
+        try await cluster.addProcessor("forwarder", .forwarding, from: "orders") {
+            $0.targetEndpoint = "backend"
+            configure(&$0)
+        }
     }
 
     @Test("pinned_servers = '{node-b}': node-a never delivers for it; node-b does")
@@ -24,7 +25,7 @@ struct NodeBehaviourTests {
         let cluster = try await Cluster.fresh()
         let (echo, url) = try Cluster.echo()
         defer { echo.stop() }
-        try await Self.forwarding(cluster, url: url, columns: ", interval_ms, pinned_servers", values: ", 0, '{node-b}'")
+        try await Self.forwarding(cluster, url: url) { $0.intervalMilliseconds = 0; $0.pinnedServers = ["node-b"] }
         let nodeA = cluster.startNode("node-a")
         _ = try await cluster.storeTexts("orders", count: 20)
         let registered = try await eventually { try await cluster.integer("SELECT count(*) FROM depot.nodes WHERE name = 'node-a'") == 1 }
@@ -45,7 +46,7 @@ struct NodeBehaviourTests {
         let cluster = try await Cluster.fresh()
         let (echo, url) = try Cluster.echo(.init(delayMilliseconds: 300))
         defer { echo.stop() }
-        try await Self.forwarding(cluster, url: url, columns: ", interval_ms, member_count", values: ", 0, 4")
+        try await Self.forwarding(cluster, url: url) { $0.intervalMilliseconds = 0; $0.memberCount = 4 }
         let node = cluster.startNode("node-a")
         _ = try await cluster.storeTexts("orders", count: 12)
         let delivered = try await eventually(timeout: .seconds(20)) { echo.snapshot().succeeded == 12 }
@@ -59,7 +60,7 @@ struct NodeBehaviourTests {
         let cluster = try await Cluster.fresh()
         let (echo, url) = try Cluster.echo()
         defer { echo.stop() }
-        try await Self.forwarding(cluster, url: url, columns: ", interval_ms, batch_size", values: ", 200, 1")
+        try await Self.forwarding(cluster, url: url) { $0.intervalMilliseconds = 200; $0.batchSize = 1 }
         _ = try await cluster.storeTexts("orders", count: 11)
         let node = cluster.startNode("node-a")
         let delivered = try await eventually(timeout: .seconds(15)) { echo.snapshot().succeeded == 11 }
@@ -78,7 +79,7 @@ struct NodeBehaviourTests {
         let cluster = try await Cluster.fresh()
         let (echo, url) = try Cluster.echo()
         defer { echo.stop() }
-        try await Self.forwarding(cluster, url: url, columns: ", interval_ms", values: ", 0")
+        try await Self.forwarding(cluster, url: url) { $0.intervalMilliseconds = 0 }
         let node = cluster.startNode("node-a")
         _ = try await cluster.storeTexts("orders", count: 5)
         #expect(try await eventually { echo.snapshot().succeeded == 5 })
@@ -148,7 +149,7 @@ struct NodeBehaviourTests {
         let cluster = try await Cluster.fresh()
         let (echo, url) = try Cluster.echo()
         defer { echo.stop() }
-        try await Self.forwarding(cluster, url: url, columns: ", interval_ms", values: ", 0")
+        try await Self.forwarding(cluster, url: url) { $0.intervalMilliseconds = 0 }
         try await cluster.sql("""
             INSERT INTO depot.processors (name, kind, store, handler) VALUES ('sampler', 'sampling', 'orders', 'no-such-handler');
             INSERT INTO depot.processors (name, kind, store, target_endpoint, reply_handler) VALUES ('replier', 'forwarding', 'orders', 'backend', 'call:missing');
@@ -173,7 +174,7 @@ struct NodeBehaviourTests {
         let cluster = try await Cluster.fresh()
         let (echo, url) = try Cluster.echo()
         defer { echo.stop() }
-        try await Self.forwarding(cluster, url: url, columns: ", interval_ms", values: ", 0")
+        try await Self.forwarding(cluster, url: url) { $0.intervalMilliseconds = 0 }
         try await cluster.sql("""
             ALTER TABLE depot.processors DISABLE TRIGGER processors_check;
             INSERT INTO depot.processors (name, kind, store) VALUES ('legacy', 'forwarding', 'orders');
@@ -194,7 +195,7 @@ struct NodeBehaviourTests {
         let cluster = try await Cluster.fresh()
         let (echo, url) = try Cluster.echo()
         defer { echo.stop() }
-        try await Self.forwarding(cluster, url: url, columns: ", interval_ms", values: ", 0")
+        try await Self.forwarding(cluster, url: url) { $0.intervalMilliseconds = 0 }
         let node = cluster.startNode("node-a")
         _ = try await PostgresStore(name: "orders", pool: cluster.pool).store([
             OutgoingMessage(text: "split me", headers: ["X-Evil": "a\r\nX-Injected: 1"]),
@@ -215,10 +216,11 @@ struct NodeBehaviourTests {
         let cluster = try await Cluster.fresh()
         let (echo, url) = try Cluster.echo()
         defer { echo.stop() }
-        try await Self.forwarding(cluster, url: url, columns: ", interval_ms, member_count", values: ", 60000, 2")
-        try await cluster.sql("""
-            INSERT INTO depot.processors (name, kind, store, target_endpoint, cron) VALUES ('hourly', 'forwarding', 'orders', 'backend', '0 * * * *')
-            """)
+        try await Self.forwarding(cluster, url: url) { $0.intervalMilliseconds = 60000; $0.memberCount = 2 }
+        try await cluster.addProcessor("hourly", .forwarding, from: "orders") {
+            $0.targetEndpoint = "backend"
+            $0.cron = "0 * * * *"
+        }
         // Stored first: the members' first claim takes it, then they sleep out the minute.
         _ = try await cluster.storeTexts("orders", count: 1)
         let node = cluster.startNode("node-a")
@@ -241,11 +243,13 @@ struct NodeBehaviourTests {
             let attempt = seen.add(body)
             if body == "m3" && attempt == 1 { throw HandlerFailure("first try of m3 fails") }
         }
-        try await cluster.sql("""
-            INSERT INTO depot.stores (name) VALUES ('orders');
-            INSERT INTO depot.processors (name, kind, store, handler, interval_ms, concurrency, retry_interval_ms)
-            VALUES ('sampler', 'sampling', 'orders', 'collect', 0, 3, 20);
-            """)
+        try await cluster.addStore("orders")
+        try await cluster.addProcessor("sampler", .sampling, from: "orders") {
+            $0.handler = "collect"
+            $0.intervalMilliseconds = 0
+            $0.concurrency = 3
+            $0.retryIntervalMilliseconds = 20
+        }
         let node = cluster.startNode("node-a", handlers: handlers)
         _ = try await cluster.storeTexts("orders", count: 10)
         let drained = try await eventually { try await cluster.integer("SELECT count(*) FROM depot.messages") == 0 }
@@ -262,11 +266,13 @@ struct NodeBehaviourTests {
         let seen = Tally()
         var handlers = HandlerRegistry.stock
         handlers.register("count") { context in _ = seen.add(String(decoding: context.message.payload, as: UTF8.self)) }
-        try await cluster.sql("""
-            INSERT INTO depot.stores (name) VALUES ('orders');
-            INSERT INTO depot.processors (name, kind, store, handler, interval_ms, concurrency, member_count)
-            VALUES ('sampler', 'sampling', 'orders', 'count', 0, 100, 8);
-            """)
+        try await cluster.addStore("orders")
+        try await cluster.addProcessor("sampler", .sampling, from: "orders") {
+            $0.handler = "count"
+            $0.intervalMilliseconds = 0
+            $0.concurrency = 100
+            $0.memberCount = 8
+        }
         _ = try await cluster.storeTexts("orders", count: 50_000)
         let node = cluster.startNode("node-a", handlers: handlers)
         // Members ack a full batch and claim the next in one statement. If two such statements
@@ -287,12 +293,13 @@ struct NodeBehaviourTests {
         let cluster = try await Cluster.fresh()
         let (echo, url) = try Cluster.echo()
         defer { echo.stop() }
-        try await cluster.sql("""
-            INSERT INTO depot.stores (name) VALUES ('orders');
-            INSERT INTO depot.endpoints (name, url) VALUES ('backend', '\(url)');
-            INSERT INTO depot.processors (name, kind, store, handler, interval_ms, concurrency)
-            VALUES ('sampler', 'sampling', 'orders', 'call:backend', 0, 4);
-            """)
+        try await cluster.addStore("orders")
+        try await cluster.addEndpoint("backend", url: url)
+        try await cluster.addProcessor("sampler", .sampling, from: "orders") {
+            $0.handler = "call:backend"
+            $0.intervalMilliseconds = 0
+            $0.concurrency = 4
+        }
         let node = cluster.startNode("node-a")
         _ = try await cluster.storeTexts("orders", count: 8)
         let delivered = try await eventually { echo.snapshot().succeeded == 8 }
@@ -304,14 +311,15 @@ struct NodeBehaviourTests {
     @Test("failover-forwarding drains a memory failover store into the primary store, keeping ids")
     func failoverForwarding() async throws {
         let cluster = try await Cluster.fresh()
-        try await cluster.sql("""
-            INSERT INTO depot.stores (name, kind) VALUES ('failover', 'memory');
-            INSERT INTO depot.stores (name, failover_store, guaranteed_delivery) VALUES ('Orginal', 'failover', true);
-            INSERT INTO depot.processors (name, kind, store, target_store, interval_ms, batch_size)
-            VALUES ('FailoverMessageProcessor', 'failover-forwarding', 'failover', 'Orginal', 0, 10);
-            """)
+        try await cluster.addStore("failover", kind: .memory)
+        try await cluster.addStore("Orginal", failoverStore: "failover", guaranteedDelivery: true)
+        try await cluster.addProcessor("FailoverMessageProcessor", .failoverForwarding, from: "failover") {
+            $0.targetStore = "Orginal"
+            $0.intervalMilliseconds = 0
+            $0.batchSize = 10
+        }
         let stores = StoreDirectory(pool: cluster.pool)
-        let failover = try stores.store(named: "failover", kind: "memory")
+        let failover = try stores.store(named: "failover", kind: .memory)
         let ids = try await failover.store((0..<25).map { OutgoingMessage(text: "held \($0)") }).map(\.id)
         let node = cluster.startNode("node-a", stores: stores)
         let moved = try await eventually { try await cluster.integer("SELECT count(*) FROM depot.messages WHERE store = 'Orginal'") == 25 }
@@ -327,7 +335,7 @@ struct NodeBehaviourTests {
         let cluster = try await Cluster.fresh()
         let (echo, url) = try Cluster.echo()
         defer { echo.stop() }
-        try await Self.forwarding(cluster, url: url, columns: ", cron, batch_size", values: ", '* * * * * *', 2")
+        try await Self.forwarding(cluster, url: url) { $0.cron = "* * * * * *"; $0.batchSize = 2 }
         let node = cluster.startNode("node-a")
         _ = try await cluster.storeTexts("orders", count: 7)
         let drained = try await eventually(timeout: .seconds(20)) { echo.snapshot().succeeded == 7 }

@@ -17,7 +17,7 @@ struct NodeProcessTests {
         let cluster = try await Cluster.fresh()
         let (echo, url) = try Cluster.echo(.init(delayMilliseconds: 2))
         defer { echo.stop() }
-        try await NodeBehaviourTests.forwarding(cluster, url: url, columns: ", interval_ms, batch_size, member_count", values: ", 0, 10, 2")
+        try await NodeBehaviourTests.forwarding(cluster, url: url) { $0.intervalMilliseconds = 0; $0.batchSize = 10; $0.memberCount = 2 }
         let ids = try await cluster.storeTexts("orders", count: 1000)
         let nodeA = try cluster.startNodeProcess("node-a")
         defer { nodeA.signal(SIGKILL); nodeA.cleanUp() }
@@ -45,7 +45,7 @@ struct NodeProcessTests {
         let cluster = try await Cluster.fresh()
         let (echo, url) = try Cluster.echo(.init(delayMilliseconds: 500))
         defer { echo.stop() }
-        try await NodeBehaviourTests.forwarding(cluster, url: url, columns: ", interval_ms, batch_size", values: ", 0, 5")
+        try await NodeBehaviourTests.forwarding(cluster, url: url) { $0.intervalMilliseconds = 0; $0.batchSize = 5 }
         let node = try cluster.startNodeProcess("node-a")
         defer { node.signal(SIGKILL); node.cleanUp() }
         let registered = try await eventually { try await cluster.integer("SELECT count(*) FROM depot.nodes WHERE name = 'node-a'") == 1 }

@@ -83,7 +83,7 @@ struct UnannouncedInsertTests {
         let cluster = try await Cluster.fresh()
         let (echo, url) = try Cluster.echo()
         defer { echo.stop() }
-        try await NodeBehaviourTests.forwarding(cluster, url: url, columns: ", interval_ms", values: ", 0")
+        try await NodeBehaviourTests.forwarding(cluster, url: url) { $0.intervalMilliseconds = 0 }
         // An idle poll far beyond the test's patience: only a wake-up or a look can deliver in time.
         let node = cluster.startNode("node-a") { $0.idlePoll = .seconds(60) }
         let running = try await eventually { await node.node.runningProcessors() == ["forwarder": 1] }

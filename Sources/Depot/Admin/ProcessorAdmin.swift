@@ -4,7 +4,7 @@ import Postgres
 /// One row of `depot.processor_status`.
 public struct ProcessorStatus: Sendable, Equatable, Codable {
     public var name: String
-    public var kind: String
+    public var kind: ProcessorKind
     public var store: String
     public var active: Bool
     /// Why it is inactive (an operator's reason, or what a node ran into).
@@ -35,19 +35,7 @@ public struct ProcessorAdmin: Sendable {
 
     /// `depot.processor_status`, by name.
     public func status() async throws -> [ProcessorStatus] {
-        try await pool.query("""
-            SELECT name, kind, store, active, deactivated_reason, nodes, delivered_5m, failed_5m, dead_lettered_5m,
-                   last_error, last_error_at
-            FROM depot.processor_status ORDER BY name
-            """).map { row in
-            let (name, kind, store, active, reason, nodes) = try row.decode((String, String, String, Bool, String?, JSONB).self)
-            return ProcessorStatus(
-                name: name, kind: kind, store: store, active: active, deactivatedReason: reason,
-                nodes: try nodes.decoded(as: [String: Int].self),
-                delivered5m: try row.decode("delivered_5m"), failed5m: try row.decode("failed_5m"),
-                deadLettered5m: try row.decode("dead_lettered_5m"),
-                lastError: try row.decode("last_error"), lastErrorAt: try row.decode("last_error_at"))
-        }
+        try await pool.query(ProcessorTable.processorStatusList).map(ProcessorTable.status(from:))
     }
 
     /// Starts `name` on every node that may run it. Returns false when it was already active;
@@ -55,7 +43,7 @@ public struct ProcessorAdmin: Sendable {
     @discardableResult
     public func activate(_ name: String) async throws -> Bool {
         try await AdminError.translating {
-            try await pool.query("SELECT depot.activate_processor(\(name))").first?.decode(at: 0) ?? false
+            try await pool.query(ProcessorTable.processorActivateByOperator(name)).first?.decode(at: 0) ?? false
         }
     }
 
@@ -64,9 +52,7 @@ public struct ProcessorAdmin: Sendable {
     @discardableResult
     public func deactivate(_ name: String, reason: String? = nil) async throws -> Bool {
         try await AdminError.translating {
-            try await pool.query("""
-                SELECT depot.deactivate_processor(\(name), coalesce(\(reason), 'deactivated by an operator'))
-                """).first?.decode(at: 0) ?? false
+            try await pool.query(ProcessorTable.processorDeactivateByOperator(name, reason: reason)).first?.decode(at: 0) ?? false
         }
     }
 }

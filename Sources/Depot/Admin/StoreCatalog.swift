@@ -1,41 +1,6 @@
 import Foundation
 import Postgres
 
-/// A store's row in `depot.stores`.
-public struct StoreDefinition: Sendable, Equatable, Codable {
-    public var name: String
-    /// `postgres` (default), `memory` or `journal`.
-    public var kind: String
-    /// Where a producer's message goes when the write to this store fails.
-    public var failoverStore: String?
-    /// Whether producers fall back to `failoverStore` when this store cannot take a message.
-    public var guaranteedDelivery: Bool
-    public var description: String?
-
-    public init(name: String, kind: String = "postgres", failoverStore: String? = nil, guaranteedDelivery: Bool = false, description: String? = nil) {
-        self.name = name
-        self.kind = kind
-        self.failoverStore = failoverStore
-        self.guaranteedDelivery = guaranteedDelivery
-        self.description = description
-    }
-}
-
-/// One row of `depot.store_stats`.
-public struct StoreStatistics: Sendable, Equatable, Codable {
-    public var store: String
-    public var kind: String
-    public var ready: Int
-    public var delayed: Int
-    public var inFlight: Int
-    public var deadLetters: Int
-    /// Seconds the oldest ready message has waited since it was stored; nil when none is ready.
-    public var oldestReadyAgeSeconds: Double?
-    /// True when the store is too big to count cheaply (over 100,000 messages or dead letters)
-    /// and the counts are estimates.
-    public var estimated: Bool = false
-}
-
 /// Declares, lists and removes stores, and reads their statistics: the admin side of `depot.stores`.
 public struct StoreCatalog: Sendable {
     let pool: ConnectionPool
@@ -45,10 +10,7 @@ public struct StoreCatalog: Sendable {
     /// Declares a store. Fails with a clear error if the name is taken or a rule is broken.
     public func declare(_ store: StoreDefinition) async throws {
         do {
-            try await pool.query("""
-                INSERT INTO depot.stores (name, kind, failover_store, guaranteed_delivery, description)
-                VALUES (\(store.name), \(store.kind), \(store.failoverStore), \(store.guaranteedDelivery), \(store.description))
-                """)
+            try await pool.query(StoreTable.storeInsert(store))
         } catch let error as PostgresError where error.kind == .server {
             throw Self.explain(error, store: store)
         }
@@ -58,7 +20,7 @@ public struct StoreCatalog: Sendable {
     @discardableResult
     public func remove(_ name: String) async throws -> Bool {
         do {
-            return try await pool.query("DELETE FROM depot.stores WHERE name = \(name)").affectedRows == 1
+            return try await pool.query(StoreTable.storeDelete(name)).affectedRows == 1
         } catch let error as PostgresError where error.sqlState == .foreignKeyViolation {
             throw StoreError(.invalidArgument, "store \"\(name)\" still holds messages, dead letters or processors",
                              hint: "purge it and remove its processors first")
@@ -72,35 +34,17 @@ public struct StoreCatalog: Sendable {
 
     /// Every declared store, read on `connection` (inside the caller's transaction, if any).
     public static func list(on connection: Connection) async throws -> [StoreDefinition] {
-        try await connection.query("""
-            SELECT name, kind, failover_store, guaranteed_delivery, description FROM depot.stores ORDER BY name
-            """).map { row in
-            let (name, kind, failover, guaranteed, description) = try row.decode((String, String, String?, Bool, String?).self)
-            return StoreDefinition(name: name, kind: kind, failoverStore: failover, guaranteedDelivery: guaranteed, description: description)
-        }
+        try await connection.query(StoreTable.storeList).map(StoreTable.store(from:))
     }
 
     /// The row of store `name`, or nil when it is not declared: one lookup by primary key.
     public func definition(of name: String) async throws -> StoreDefinition? {
-        try await pool.query("""
-            SELECT name, kind, failover_store, guaranteed_delivery, description FROM depot.stores WHERE name = \(name)
-            """).first.map { row in
-            let (name, kind, failover, guaranteed, description) = try row.decode((String, String, String?, Bool, String?).self)
-            return StoreDefinition(name: name, kind: kind, failoverStore: failover, guaranteedDelivery: guaranteed, description: description)
-        }
+        try await pool.query(StoreTable.storeSelect(name)).first.map(StoreTable.store(from:))
     }
 
     /// `depot.store_stats`, by store name.
     public func statistics() async throws -> [StoreStatistics] {
-        try await pool.query("""
-            SELECT store, kind, ready, delayed, in_flight, dead_letters, oldest_ready_age_seconds, estimated
-            FROM depot.store_stats ORDER BY store
-            """).map { row in
-            let (store, kind, ready, delayed, inFlight, dead, age, estimated) =
-                try row.decode((String, String, Int, Int, Int, Int, Double?, Bool).self)
-            return StoreStatistics(store: store, kind: kind, ready: ready, delayed: delayed, inFlight: inFlight,
-                                   deadLetters: dead, oldestReadyAgeSeconds: age, estimated: estimated)
-        }
+        try await pool.query(StoreTable.storeStatistics).map(StoreTable.statistics(from:))
     }
 
     static func explain(_ error: PostgresError, store: StoreDefinition) -> Error {
@@ -112,9 +56,6 @@ public struct StoreCatalog: Sendable {
                               hint: "declare the failover store first")
         case .checkViolation?:
             let message = error.message
-            if message.contains("stores_kind_valid") {
-                return StoreError(.invalidArgument, "kind \"\(store.kind)\" is not a store kind", hint: "use postgres, memory or journal")
-            }
             if message.contains("stores_name_valid") {
                 return StoreError(.invalidArgument, "store name must be 1 to 200 characters without control characters")
             }

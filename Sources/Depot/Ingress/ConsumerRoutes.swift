@@ -111,7 +111,7 @@ extension IngressService {
     /// The store's leases; 404 for an undeclared store, 409 for one that does not live in the database.
     private func consumerLeases(of store: String) async throws -> ConsumerLeases {
         let definition = try await consuming(store) { try await self.producer.routes.definition(of: store) }
-        guard definition.kind == "postgres" else {
+        guard definition.kind == .postgres else {
             throw HTTPError(409, "store \"\(NameCharacters.shown(store))\" is a \(definition.kind) store, which lives in one node's process; "
                 + "the consumer API serves postgres stores, shared by every node (consume a \(definition.kind) store with a processor)")
         }

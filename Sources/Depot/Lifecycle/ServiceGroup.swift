@@ -74,7 +74,7 @@ public final class ServiceGroup: Sendable {
                 guard case let .ended(index, error) = event else { continue }
                 running.remove(index)
                 if let error {
-                    NodeLog.error(node: node, "\(services[index].name) failed: \(error); stopping the node")
+                    // Not logged here: run() rethrows it, and its caller says it once.
                     failure = error
                     return
                 }

@@ -15,7 +15,7 @@ enum FailoverDrain {
         let drainedByRows = Set(snapshot.processors.filter { $0.runs(on: node) }.map(\.store))
         return snapshot.stores.values.sorted { $0.name < $1.name }.compactMap { primary in
             guard primary.guaranteedDelivery, let failover = primary.failoverStore,
-                  let kind = snapshot.stores[failover]?.kind, kind == "memory" || kind == "journal",
+                  snapshot.stores[failover]?.kind.isLocalToNode == true,
                   !drainedByRows.contains(failover) else { return nil }
             var drain = ProcessorDefinition(name: namePrefix + failover, kind: .failoverForwarding, store: failover)
             drain.targetStore = primary.name

@@ -30,18 +30,18 @@ public final class StoreDirectory: @unchecked Sendable {
 
     /// The store `name` of kind `kind`; throws when this process cannot serve that kind, or when
     /// a journal cannot be opened (held by another process, unreadable, damaged).
-    public func store(named name: String, kind: String) throws -> any MessageStore {
+    public func store(named name: String, kind: StoreKind) throws -> any MessageStore {
         switch kind {
-        case "postgres":
+        case .postgres:
             return PostgresStore(name: name, pool: pool)
-        case "memory":
+        case .memory:
             return lock.withLock {
                 if let existing = memoryStores[name] { return existing }
                 let created = MemoryStore(name: name)
                 memoryStores[name] = created
                 return created
             }
-        case "journal":
+        case .journal:
             // Opened under the lock: two callers racing for one name must not open it twice.
             return try lock.withLock {
                 if let existing = journalStores[name] { return existing }
@@ -49,9 +49,6 @@ public final class StoreDirectory: @unchecked Sendable {
                 journalStores[name] = opened
                 return opened
             }
-        default:
-            throw StoreError(.invalidArgument, "store \"\(name)\" is of kind \(kind), which this node cannot open",
-                             hint: "use a postgres, memory or journal store")
         }
     }
 }

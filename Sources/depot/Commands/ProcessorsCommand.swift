@@ -15,7 +15,7 @@ let processorsCommand = Command(
     let processors = try await withDatabase { try await ProcessorAdmin(pool: $0).status() }
     if arguments.flag("json") { return try printJSON(processors) }
     printTable(["NAME", "KIND", "STORE", "ACTIVE", "NODES", "DELIVERED", "FAILED", "DEAD", "LAST ERROR"], processors.map { row in
-        [row.name, row.kind, row.store,
+        [row.name, row.kind.rawValue, row.store,
          row.active ? "yes" : "no: \(cell(row.deactivatedReason, limit: 50))",
          row.nodes.isEmpty ? "-" : row.nodes.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: ","),
          String(row.delivered5m), String(row.failed5m), String(row.deadLettered5m),

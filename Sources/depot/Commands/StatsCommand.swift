@@ -11,7 +11,7 @@ let statsCommand = Command(
     let stats = try await withDatabase { try await StoreCatalog(pool: $0).statistics() }
     if arguments.flag("json") { return try printJSON(stats) }
     printTable(["STORE", "KIND", "READY", "DELAYED", "IN FLIGHT", "DEAD", "OLDEST READY"], stats.map { row in
-        [row.store, row.kind, quantity(row.ready, estimated: row.estimated), quantity(row.delayed, estimated: row.estimated),
+        [row.store, row.kind.rawValue, quantity(row.ready, estimated: row.estimated), quantity(row.delayed, estimated: row.estimated),
          quantity(row.inFlight, estimated: row.estimated), quantity(row.deadLetters, estimated: row.estimated),
          row.oldestReadyAgeSeconds.map { String(format: "%.1fs", $0) } ?? "-"]
     })

@@ -30,13 +30,17 @@ let storesCommand = Command(
         printTable(["NAME", "KIND", "READY", "IN FLIGHT", "DEAD", "FAILOVER STORE", "GUARANTEED DELIVERY", "DESCRIPTION"], stores.map {
             let row = statsByStore[$0.name]
             let depth = { (value: KeyPath<StoreStatistics, Int>) in row.map { quantity($0[keyPath: value], estimated: $0.estimated) } ?? "-" }
-            return [$0.name, $0.kind, depth(\.ready), depth(\.inFlight), depth(\.deadLetters), $0.failoverStore ?? "-",
+            return [$0.name, $0.kind.rawValue, depth(\.ready), depth(\.inFlight), depth(\.deadLetters), $0.failoverStore ?? "-",
                     $0.guaranteedDelivery ? "yes" : "no", cell($0.description, limit: 60)]
         })
     case "add":
         let name = try arguments.positionals(exactly: 2, usage: "depot stores add NAME [options]")[1]
+        let kindText = arguments.value("kind") ?? StoreKind.postgres.rawValue
+        guard let kind = StoreKind(rawValue: kindText) else {
+            throw CLIFailure.usage("--kind '\(kindText)' is not a store kind; use \(StoreKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         let definition = StoreDefinition(
-            name: name, kind: arguments.value("kind") ?? "postgres", failoverStore: arguments.value("failover-store"),
+            name: name, kind: kind, failoverStore: arguments.value("failover-store"),
             guaranteedDelivery: arguments.flag("guaranteed-delivery"), description: arguments.value("description"))
         try await withDatabase { try await StoreCatalog(pool: $0).declare(definition) }
         print("declared store \(name)")
