@@ -90,13 +90,15 @@ public actor Node {
         registry = NodeRegistry(pool: pool)
     }
 
-    /// Runs until `stop()`. Throws only when the node cannot start (bad configuration, no database).
+    /// Runs until `stop()`. Throws only when the node cannot start (bad configuration, no database,
+    /// or a transaction pool with no direct connection to LISTEN on).
     public func run() async throws {
         if let problem = configuration.problem { throw StoreError(.invalidArgument, problem) }
+        let listenConfiguration = try pool.configuration.sessionConfiguration()
         let name = configuration.name
         guard try await registerAtStart() else { return }
         NodeLog.info(node: name, "node started (pid \(ProcessInfo.processInfo.processIdentifier))")
-        let listener = Task { await listen() }
+        let listener = Task { await listen(on: listenConfiguration) }
         let heartbeat = Task { await beat() }
         let vacuuming = Task { await keepMessagesVacuumed() }
         let pruning = Task { await keepPruned() }
@@ -237,13 +239,14 @@ public actor Node {
 
     // MARK: - Background loops
 
-    /// LISTENs for row changes and new messages on a connection of its own; reconnects when it breaks
-    /// (and then reconciles and wakes everyone, since notifications may have been missed).
-    private func listen() async {
+    /// LISTENs for row changes and new messages on a connection of its own, which keeps its session
+    /// (`ConnectionConfiguration.sessionConfiguration()`); reconnects when it breaks (and then
+    /// reconciles and wakes everyone, since notifications may have been missed).
+    private func listen(on listenConfiguration: ConnectionConfiguration) async {
         var backoff = Backoff()
         while !Task.isCancelled {
             do {
-                let connection = try await Connection.connect(pool.configuration)
+                let connection = try await Connection.connect(listenConfiguration)
                 defer { connection.close() }
                 try await connection.listen("depot_config")
                 try await connection.listen("depot_messages")
