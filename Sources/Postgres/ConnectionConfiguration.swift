@@ -62,7 +62,8 @@ public struct ConnectionConfiguration: Sendable {
 
     /// The configuration of a connection that keeps its session, for LISTEN: `listenConnectionString`,
     /// else this one unless it is a transaction pool. Throws a `.usage` error naming the setting
-    /// when there is none: LISTEN through a transaction pool would hear nothing, silently.
+    /// when there is none (LISTEN through a transaction pool would hear nothing, silently) or
+    /// when it is malformed.
     public func sessionConfiguration() throws -> ConnectionConfiguration {
         if let environmentProblem { throw environmentProblem }
         guard let listenConnectionString else {
@@ -78,6 +79,8 @@ public struct ConnectionConfiguration: Sendable {
         direct.connectTimeoutSeconds = connectTimeoutSeconds
         direct.applicationName = applicationName
         direct.source = "DEPOT_LISTEN_DATABASE_URL"
+        // Malformed, it would fail only in the node's listener, which retries quietly: say so now.
+        try direct.validate()
         return direct
     }
 

@@ -37,6 +37,14 @@ struct TransactionPoolTests {
 
         let empty = ConnectionConfiguration.fromEnvironment(["DEPOT_LISTEN_DATABASE_URL": ""])
         #expect(throws: PostgresError.self) { try empty.sessionConfiguration() }
+
+        // A malformed LISTEN URL is named (and its password never shown) before a node starts.
+        let malformed = ConnectionConfiguration.fromEnvironment([
+            "DEPOT_DATABASE_POOL_MODE": "transaction", "DEPOT_LISTEN_DATABASE_URL": "postgres://a:S3CRET-pw@[::1/depot",
+        ])
+        let named = #expect(throws: PostgresError.self) { try malformed.sessionConfiguration() }
+        #expect(named?.message.hasPrefix("DEPOT_LISTEN_DATABASE_URL is malformed") == true, "\(String(describing: named))")
+        #expect(named.map { "\($0) \($0.debugDescription) \($0.hint ?? "")".contains("S3CRET") } == false)
     }
 
     @Test("a wrong DEPOT_DATABASE_POOL_MODE stops the first connect, naming the setting")
