@@ -38,6 +38,16 @@ struct PgBouncerTests {
         }
     }
 
+    /// The port a node started with `http: true` says it listens on.
+    static func httpPort(of node: ChildProcess) async throws -> Int {
+        var port: Int?
+        _ = try await eventually {
+            if let range = node.stderr.range(of: "HTTP on 127.0.0.1:") { port = Int(node.stderr[range.upperBound...].prefix { $0.isNumber }) }
+            return port != nil
+        }
+        return try #require(port, "the node never said where it listens: \(node.stderr)")
+    }
+
     /// The node's warnings and errors: a node working through PgBouncer as it should has none
     /// (a statement failing there is logged and retried, so it would not show otherwise).
     static func complaints(_ node: ChildProcess) -> [Substring] {
@@ -57,12 +67,7 @@ struct PgBouncerTests {
             let node = try Self.startNode("node-a", cluster, through: bouncer, http: true)
             defer { node.signal(SIGKILL); node.cleanUp() }
             #expect(try await Self.listening(cluster, node: "node-a"), "\(node.stderr)")
-            var httpPort: Int?
-            _ = try await eventually {
-                if let range = node.stderr.range(of: "HTTP on 127.0.0.1:") { httpPort = Int(node.stderr[range.upperBound...].prefix { $0.isNumber }) }
-                return httpPort != nil
-            }
-            let port = try #require(httpPort, "\(node.stderr)")
+            let port = try await Self.httpPort(of: node)
             try await cluster.sql("""
                 INSERT INTO depot.processors (name, kind, store, target_endpoint, interval_ms, batch_size, member_count)
                 VALUES ('forwarder', 'forwarding', 'orders', 'backend', 0, 10, 3)
@@ -145,6 +150,64 @@ struct PgBouncerTests {
             nodeB.signal(SIGTERM)
             #expect(await nodeB.wait() == 0, "\(nodeB.stderr.suffix(800))")
             #expect(Self.complaints(nodeB).isEmpty, "\(Self.complaints(nodeB).prefix(5))")
+        }
+    }
+
+    @Test("HTTP consumers through PgBouncer: claim, ack, release and a waiting claim, all on a node's pooled connections")
+    func httpConsumers() async throws {
+        let cluster = try await Cluster.fresh()
+        try await cluster.sql("INSERT INTO depot.stores (name) VALUES ('orders')")
+        try await PgBouncer.with(poolSize: 2) { bouncer in
+            let producerPool = cluster.pooledPool(through: bouncer, maximumConnections: 2)
+            let orders = PostgresStore(name: "orders", pool: producerPool)
+            let ids = try await orders.store((0..<3).map { OutgoingMessage(text: "m\($0)") }).map { $0.id.uuidString.lowercased() }
+            let node = try Self.startNode("node-a", cluster, through: bouncer, http: true)
+            defer { node.signal(SIGKILL); node.cleanUp() }
+            #expect(try await Self.listening(cluster, node: "node-a"), "\(node.stderr)")
+            let http = HTTPConsumerTests.Consumer(port: try await Self.httpPort(of: node))
+
+            let first = try await http.claim("orders", #"{"consumer":"worker-a","limit":2,"lease_ms":30000}"#)
+            #expect(first.map(\.id) == Array(ids.prefix(2)))
+            #expect(try await http.act("orders", "acks", #"{"consumer":"worker-a","ids":["\#(ids[0])"]}"#).acked == [ids[0]])
+            #expect(try await http.act("orders", "releases", #"{"consumer":"worker-a","id":"\#(ids[1])","error":"busy"}"#).released == [ids[1]])
+            let second = try await http.claim("orders", #"{"consumer":"worker-b","limit":10}"#)
+            #expect(second.map(\.id) == [ids[1], ids[2]])
+            #expect(second.first?.attempts == 2)
+            #expect(second.first?.last_error == "busy")
+            #expect(try await http.act("orders", "acks", #"{"consumer":"worker-b","ids":["\#(ids[1])","\#(ids[2])"]}"#).acked?.sorted() == [ids[1], ids[2]].sorted())
+
+            // Four consumers at once, each claiming 5 and acking them, until 40 messages are gone:
+            // each acked once, on whichever server connections PgBouncer gives the node's pool.
+            let batch = Set(try await orders.store((0..<40).map { OutgoingMessage(text: "b\($0)") }).map { $0.id.uuidString.lowercased() })
+            let acked = try await withThrowingTaskGroup(of: [String].self) { group in
+                for worker in 0..<4 {
+                    group.addTask {
+                        var mine: [String] = []
+                        while true {
+                            let claimed = try await http.claim("orders", #"{"consumer":"w\#(worker)","limit":5}"#).map(\.id)
+                            if claimed.isEmpty { return mine }
+                            let list = claimed.map { "\"\($0)\"" }.joined(separator: ",")
+                            mine += try await http.act("orders", "acks", #"{"consumer":"w\#(worker)","ids":[\#(list)]}"#).acked ?? []
+                        }
+                    }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            #expect(acked.count == 40)
+            #expect(Set(acked) == batch)
+
+            // A claim waiting on an empty store gets the message stored while it waits.
+            let waiting = Task { try await http.claim("orders", #"{"consumer":"waiter","wait_ms":20000}"#, timeout: .seconds(30)) }
+            #expect(try await eventually { try await http.waitingClaims() == 1 })
+            let late = try await orders.store(OutgoingMessage(text: "late")).id.uuidString.lowercased()
+            #expect(try await waiting.value.map(\.id) == [late])
+            #expect(try await http.act("orders", "acks", #"{"consumer":"waiter","ids":["\#(late)"]}"#).acked == [late])
+            #expect(try await cluster.integer("SELECT count(*) FROM depot.messages") == 0)
+
+            node.signal(SIGTERM)
+            #expect(await node.wait() == 0, "\(node.stderr.suffix(800))")
+            #expect(Self.complaints(node).isEmpty, "\(Self.complaints(node).prefix(5))")
+            await producerPool.close()
         }
     }
 
