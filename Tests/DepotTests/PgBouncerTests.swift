@@ -18,12 +18,11 @@ import Glibc
 struct PgBouncerTests {
     /// Starts `depot node` through `bouncer`; the reconcile interval is long, so the node sees row
     /// changes only through its LISTEN.
+    /// With `http`, the node serves HTTP on a free port and keeps its journal in PgBouncer's folder
+    /// (removed with it).
     static func startNode(_ name: String, _ cluster: Cluster, through bouncer: PgBouncer, http: Bool = false) throws -> ChildProcess {
         var arguments = ["node", "--name", name, "--lease", "2s", "--heartbeat", "1s", "--reconcile", "10m", "--connections", "10"]
-        if http {
-            let journal = FileManager.default.temporaryDirectory.appendingPathComponent("depot-journal-\(UUID().uuidString.prefix(8))").path
-            arguments += ["--http", "127.0.0.1:0", "--journal", journal]
-        }
+        if http { arguments += ["--http", "127.0.0.1:0", "--journal", bouncer.directory + "/journal-" + name] }
         return try ChildProcess(depotExecutable.path, arguments, environment: cluster.pooledEnvironment(through: bouncer))
     }
 

@@ -13,7 +13,8 @@ public final class PgBouncer: Sendable {
     public let port: Int
     /// Server connections per database and user (`default_pool_size`).
     public let poolSize: Int
-    let directory: String
+    /// Its config and user list; removed by `stop()`, with anything a test puts there.
+    public let directory: String
     let process: ChildProcess
 
     public struct Unavailable: Error, CustomStringConvertible {
