@@ -210,6 +210,29 @@ struct PgBouncerTests {
         }
     }
 
+    @Test("the CLI through PgBouncer, without a LISTEN URL: depot migrate on an empty database, stores add, store, stats")
+    func cliVerbs() async throws {
+        let database = try await TestDatabase.createEmpty(prefix: "pgb")
+        try await PgBouncer.with(poolSize: 2) { bouncer in
+            let environment = ["DEPOT_DATABASE_URL": bouncer.url(for: database.connectionString), "DEPOT_DATABASE_POOL_MODE": "transaction"]
+            func depot(_ arguments: String...) async throws -> ProcessOutput {
+                let output = try await runProcess(depotExecutable, arguments, environment: environment, removing: ["DEPOT_LISTEN_DATABASE_URL"])
+                #expect(output.status == 0, "depot \(arguments.joined(separator: " ")): \(output.stderr)")
+                return output
+            }
+            _ = try await depot("migrate")
+            _ = try await depot("stores", "add", "orders")
+            for index in 0..<3 { _ = try await depot("store", "orders", "--data", "m\(index)") }
+            let stats = try await depot("stats", "--json")
+            let rows = try JSONSerialization.jsonObject(with: Data(stats.stdout.utf8)) as? [[String: Any]] ?? []
+            #expect(rows.first { $0["store"] as? String == "orders" }?["ready"] as? Int == 3, "\(stats.stdout)")
+            let direct = try await Connection.connect(database)
+            defer { direct.close() }
+            #expect(try await direct.query("SELECT count(*) FROM depot.messages WHERE store = 'orders'").first?.decode(at: 0, as: Int.self) == 3)
+            #expect(try await bouncer.transactions(database: URLComponents(string: database.connectionString)!.path.dropFirst().description) > 5)
+        }
+    }
+
     @Test("a node behind a transaction pool without DEPOT_LISTEN_DATABASE_URL stops at start with status 78 naming it")
     func noDirectListenConnection() async throws {
         let cluster = try await Cluster.fresh()
