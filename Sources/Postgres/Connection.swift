@@ -19,12 +19,17 @@ public final class Connection: @unchecked Sendable {
     private let queue: DispatchQueue
     private var handle: OpaquePointer?
     private var preparedNames: [String: String] = [:]
+    /// Starts this connection's statement names. Unique per connection: behind a transaction pool
+    /// mistaken for a session (`poolMode` left at `.session`), another client's statement of the
+    /// same name must not run in place of ours; the name is then missing instead, which `run` explains.
+    private let statementPrefix = "depot_\(String(UInt32.random(in: .min ... .max), radix: 36))_"
     var pendingNotifications: [PostgresNotification] = []
     /// Set once the session holds state a silent reconnect would lose (LISTEN).
     var holdsSessionState = false
     public let configuration: ConnectionConfiguration
 
     /// At most this many statements are kept prepared per connection; others run unprepared.
+    /// In `PoolMode.transaction` none is: a prepared statement lives in one server session.
     static let preparedStatementLimit = 512
 
     private init(configuration: ConnectionConfiguration, handle: OpaquePointer) {
@@ -215,6 +220,12 @@ public final class Connection: @unchecked Sendable {
         }
         do {
             try check(result, query: sql.text)
+        } catch var error as PostgresError {
+            PQclear(result)
+            if statementName != nil, let state = error.sqlState, state == .invalidSQLStatementName || state == .duplicatePreparedStatement {
+                Self.explainTransactionPool(&error)
+            }
+            throw error
         } catch {
             PQclear(result)
             throw error
@@ -222,15 +233,29 @@ public final class Connection: @unchecked Sendable {
         return Rows(result: result)
     }
 
-    /// Prepares a statement the first time its text is seen on this connection.
+    /// Says why a statement this connection prepared can be missing (or named twice) on its
+    /// server, in the message itself: logs show the message, and this is a setting to fix.
+    static func explainTransactionPool(_ error: inout PostgresError) {
+        error.message += " (the connection's server session changed between statements, as behind PgBouncer in transaction mode)"
+        error.hint = "set DEPOT_DATABASE_POOL_MODE=transaction, and DEPOT_LISTEN_DATABASE_URL to a direct connection for nodes"
+    }
+
+    /// Prepares a statement the first time its text is seen on this connection; nil (send it
+    /// unprepared) behind a transaction pool, or once `preparedStatementLimit` are prepared.
     private func preparedName(for sql: SQL, types: [Oid], handle: OpaquePointer) throws -> String? {
+        guard configuration.poolMode == .session else { return nil }
         let key = sql.text + "\u{0}" + types.map(String.init).joined(separator: ",")
         if let name = preparedNames[key] { return name }
         guard preparedNames.count < Self.preparedStatementLimit else { return nil }
-        let name = "depot_\(preparedNames.count + 1)"
+        let name = statementPrefix + String(preparedNames.count + 1)
         let result = PQprepare(handle, name, sql.text, Int32(types.count), types)
         defer { PQclear(result) }
-        try check(result, query: sql.text)
+        do {
+            try check(result, query: sql.text)
+        } catch var error as PostgresError where error.sqlState == .duplicatePreparedStatement {
+            Self.explainTransactionPool(&error)
+            throw error
+        }
         preparedNames[key] = name
         return name
     }

@@ -11,14 +11,77 @@ public struct ConnectionConfiguration: Sendable {
     public var connectTimeoutSeconds: Int = 10
     /// Shown in `pg_stat_activity`, unless the string sets `application_name`. Default "depot".
     public var applicationName: String = "depot"
+    /// How the server at the string hands out sessions: `.transaction` behind PgBouncer's
+    /// transaction pooling, where nothing may outlive a transaction. Default `.session`.
+    public var poolMode: PoolMode = .session
+    /// A connection string for LISTEN, which needs a session of its own (a direct connection to
+    /// PostgreSQL or a session pool); nil means `connectionString` when that keeps sessions. Default nil.
+    public var listenConnectionString: String?
+    /// The setting the string came from, named in errors about it. Default "DEPOT_DATABASE_URL".
+    public var source: String = "DEPOT_DATABASE_URL"
+    /// A setting in the environment that could not be used; `validate()` throws it.
+    var environmentProblem: PostgresError?
 
-    public init(_ connectionString: String = "") {
-        self.connectionString = connectionString
+    /// Whether connections keep their session between transactions.
+    public enum PoolMode: String, Sendable, CaseIterable {
+        /// A direct connection to PostgreSQL, or a pooler in session mode: statements are prepared
+        /// once per connection, and LISTEN may share the string.
+        case session
+        /// A pooler in transaction mode (PgBouncer's `pool_mode = transaction`): every statement is
+        /// sent unprepared, nothing session-scoped is set, and LISTEN needs `listenConnectionString`.
+        case transaction
     }
 
-    /// Reads `DEPOT_DATABASE_URL`; without it, libpq's `PG*` variables and defaults apply.
+    public init(_ connectionString: String = "", poolMode: PoolMode = .session, listenConnectionString: String? = nil) {
+        self.connectionString = connectionString
+        self.poolMode = poolMode
+        self.listenConnectionString = listenConnectionString
+    }
+
+    /// Reads `DEPOT_DATABASE_URL` (without it, libpq's `PG*` variables and defaults apply),
+    /// `DEPOT_DATABASE_POOL_MODE` (`session` or `transaction`) and `DEPOT_LISTEN_DATABASE_URL`.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> ConnectionConfiguration {
-        ConnectionConfiguration(environment["DEPOT_DATABASE_URL"] ?? "")
+        var configuration = ConnectionConfiguration(environment["DEPOT_DATABASE_URL"] ?? "",
+                                                    listenConnectionString: environment["DEPOT_LISTEN_DATABASE_URL"])
+        if let text = environment["DEPOT_DATABASE_POOL_MODE"], !text.isEmpty {
+            if let mode = PoolMode(rawValue: text.lowercased()) {
+                configuration.poolMode = mode
+            } else {
+                configuration.environmentProblem = PostgresError(
+                    kind: .usage, message: "DEPOT_DATABASE_POOL_MODE is \"\(text.prefix(40))\", which is not a pool mode",
+                    hint: "set it to session (a direct connection, or PgBouncer in session mode; the default) or transaction (PgBouncer in transaction mode)")
+            }
+        }
+        if configuration.listenConnectionString?.isEmpty == true {
+            configuration.environmentProblem = configuration.environmentProblem ?? PostgresError(
+                kind: .usage, message: "DEPOT_LISTEN_DATABASE_URL is set but empty",
+                hint: "set it to a direct connection to PostgreSQL (not through a transaction pool), or unset it")
+        }
+        return configuration
+    }
+
+    /// The configuration of a connection that keeps its session, for LISTEN: `listenConnectionString`,
+    /// else this one unless it is a transaction pool. Throws a `.usage` error naming the setting
+    /// when there is none (LISTEN through a transaction pool would hear nothing, silently) or
+    /// when it is malformed.
+    public func sessionConfiguration() throws -> ConnectionConfiguration {
+        if let environmentProblem { throw environmentProblem }
+        guard let listenConnectionString else {
+            guard poolMode == .session else {
+                throw PostgresError(
+                    kind: .usage,
+                    message: "DEPOT_DATABASE_POOL_MODE is transaction, and a node LISTENs for new messages and row changes on a connection that must keep its session, which a transaction pool does not",
+                    hint: "set DEPOT_LISTEN_DATABASE_URL to a direct connection to PostgreSQL (or to a PgBouncer database in session mode)")
+            }
+            return self
+        }
+        var direct = ConnectionConfiguration(listenConnectionString)
+        direct.connectTimeoutSeconds = connectTimeoutSeconds
+        direct.applicationName = applicationName
+        direct.source = "DEPOT_LISTEN_DATABASE_URL"
+        // Malformed, it would fail only in the node's listener, which retries quietly: say so now.
+        try direct.validate()
+        return direct
     }
 
     /// The string as libpq reads it: its keyword → value pairs, or why it cannot be read.
@@ -59,9 +122,10 @@ public struct ConnectionConfiguration: Sendable {
 
     /// Throws a `.usage` error, without repeating the string, when libpq cannot parse it.
     func validate() throws {
+        if let environmentProblem { throw environmentProblem }
         guard case .failure(let failure) = parsed() else { return }
         throw PostgresError(
-            kind: .usage, message: "DEPOT_DATABASE_URL is malformed: \(Self.firstClause(Self.scrub(failure.reason)))",
+            kind: .usage, message: "\(source) is malformed: \(Self.firstClause(Self.scrub(failure.reason)))",
             hint: "use a postgres://user:password@host:port/database URL or a conninfo string such as 'host=localhost dbname=depot'")
     }
 

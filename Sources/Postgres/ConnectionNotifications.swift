@@ -13,7 +13,13 @@ extension Connection {
     /// Subscribes this connection to a channel. Pair with `notifications(timeout:)`.
     /// After this the connection no longer reconnects by itself: a lost connection throws, so
     /// the owner knows to connect again and re-subscribe.
+    /// Refused on a connection to a transaction pool (`PoolMode.transaction`), where the
+    /// subscription would stay on a server session other clients use, and nothing would arrive.
     public func listen(_ channel: String) async throws {
+        guard configuration.poolMode == .session else {
+            throw PostgresError(kind: .usage, message: "LISTEN needs a session of its own, and this connection goes through a transaction pool",
+                                hint: "LISTEN on a direct connection to PostgreSQL (DEPOT_LISTEN_DATABASE_URL; ConnectionConfiguration.sessionConfiguration())")
+        }
         try await execute(SQL(unsafeSQL: "LISTEN \(quoteIdentifier(channel))"))
         try await onQueue { self.holdsSessionState = true }
     }

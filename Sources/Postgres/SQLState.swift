@@ -22,6 +22,10 @@ public struct SQLState: Hashable, Sendable, CustomStringConvertible {
     /// An object named in a function call does not exist (an unknown store, processor or message).
     public static let undefinedObject = SQLState("42704")
     public static let undefinedTable = SQLState("42P01")
+    /// A prepared statement is missing (26000) or already exists (42P05): the connection's server
+    /// session changed under it, as behind a transaction pool.
+    public static let invalidSQLStatementName = SQLState("26000")
+    public static let duplicatePreparedStatement = SQLState("42P05")
     /// A function's argument is out of range or malformed (Depot's SQL functions raise it with a hint).
     public static let invalidParameterValue = SQLState("22023")
     /// The object is busy: a leased message an operation refuses without force.

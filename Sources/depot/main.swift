@@ -21,11 +21,13 @@ let overview = """
     \(commands.map { "  \($0.name.padding(toLength: verbWidth, withPad: " ", startingAt: 0)) \($0.summary)" }.joined(separator: "\n"))
 
     Database: DEPOT_DATABASE_URL (a postgres:// URL or a conninfo string); without it libpq's
-    PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE apply.
+    PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE apply. Behind PgBouncer in transaction mode, also
+    DEPOT_DATABASE_POOL_MODE=transaction and, for nodes, DEPOT_LISTEN_DATABASE_URL (a direct connection).
 
     Exit status: 0 done; 1 the database refused a statement; 64 wrong arguments; 65 bad input data
     (an unknown store, a broken rule); 66 an input file is missing; 69 PostgreSQL unreachable; 70 a bug;
-    78 configuration: DEPOT_DATABASE_URL malformed, DEPOT_HTTP_TOKEN empty or padded, the schema behind.
+    78 configuration: DEPOT_DATABASE_URL malformed, a node behind a transaction pool without
+    DEPOT_LISTEN_DATABASE_URL, DEPOT_HTTP_TOKEN empty or padded, the schema behind.
     """
 
 func runDepot(_ arguments: [String]) async -> Int32 {

@@ -89,11 +89,12 @@ public actor Node {
 
     /// The node's services in start order; they stop in the reverse, so the row goes last and
     /// the processors stop after whatever runs `alongside` (the HTTP ingress).
-    func services(alongside extra: [any Service]) -> [any Service] {
+    /// `listenConfiguration`: the connection the listener keeps (`ConnectionConfiguration.sessionConfiguration()`).
+    func services(alongside extra: [any Service], listenConfiguration: ConnectionConfiguration) -> [any Service] {
         let name = configuration.name
         var services: [any Service] = [
             NodeHeartbeat(configuration: configuration, pool: pool, metrics: metrics, supervisor: supervisor, registered: registered),
-            NodeListener(node: name, configuration: pool.configuration, supervisor: supervisor, arrivals: arrivals, registered: registered),
+            NodeListener(node: name, configuration: listenConfiguration, supervisor: supervisor, arrivals: arrivals, registered: registered),
         ]
         if let minimum = configuration.vacuumDeadRows {
             let vacuum = MessageVacuum(minimumDeadRows: minimum, pool: pool, node: name)
@@ -110,10 +111,12 @@ public actor Node {
     }
 
     /// Runs until `stop()`, with `alongside` (the HTTP ingress) stopped first at shutdown.
-    /// Throws only when the node cannot start (bad configuration, no database) or cannot go on.
+    /// Throws only when the node cannot start (bad configuration, no database, or a transaction
+    /// pool with no direct connection to LISTEN on) or cannot go on.
     public func run(alongside extra: [any Service] = []) async throws {
         if let problem = configuration.problem { throw StoreError(.invalidArgument, problem) }
-        let group = ServiceGroup(services(alongside: extra), node: configuration.name,
+        let listenConfiguration = try pool.configuration.sessionConfiguration()
+        let group = ServiceGroup(services(alongside: extra, listenConfiguration: listenConfiguration), node: configuration.name,
                                  gracefulTimeout: configuration.shutdownTimeout, shutdownRequest: shutdownRequest)
         try await group.run()
     }

@@ -1,7 +1,8 @@
 import Postgres
 
 /// LISTENs for row changes (`depot_config`) and new messages (`depot_messages`) on a
-/// connection of its own, and passes them on: a reconcile, and a wake-up for the members and
+/// connection of its own, which keeps its session (behind a transaction pool, the direct one
+/// `ConnectionConfiguration.sessionConfiguration()` names), and passes them on: a reconcile, and a wake-up for the members and
 /// HTTP claims waiting on the store. When the connection breaks it reconnects with the shared
 /// back-off, then has the rows read again and wakes everyone, since notifications may have been
 /// missed meanwhile.

@@ -30,7 +30,7 @@ enum ExitStatus {
     static let unavailable: Int32 = 69
     /// A bug in depot.
     static let software: Int32 = 70
-    /// DEPOT_DATABASE_URL cannot be parsed, DEPOT_HTTP_TOKEN is empty or padded, the schema is behind.
+    /// DEPOT_DATABASE_URL cannot be parsed, a node has no session to LISTEN on, DEPOT_HTTP_TOKEN is empty or padded, the schema is behind.
     static let configuration: Int32 = 78
 }
 

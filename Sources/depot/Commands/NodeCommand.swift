@@ -30,6 +30,8 @@ let nodeCommand = Command(
         node joins the cluster once the database answers. Set DEPOT_HTTP_TOKEN to require
         Authorization: Bearer TOKEN on every route but /healthz; --http-tokens FILE adds tokens
         that may only POST into the stores named after them (another store: 403).
+        Behind PgBouncer in transaction mode, set DEPOT_DATABASE_POOL_MODE=transaction and
+        DEPOT_LISTEN_DATABASE_URL to a direct connection to PostgreSQL, where the node LISTENs.
         Example: depot node --name node-a --http 0.0.0.0:8080 --journal /var/lib/depot/journal
         """
 ) { arguments in
@@ -39,6 +41,9 @@ let nodeCommand = Command(
     if let problem = NameCharacters.problem(in: name) {
         throw CLIFailure.usage("--name \"\(NameCharacters.shown(name))\" \(problem)")
     }
+    let database = ConnectionConfiguration.fromEnvironment()
+    // Before anything starts: behind a transaction pool, the node needs a direct connection to LISTEN on.
+    _ = try database.sessionConfiguration()
     var configuration = Node.Configuration(name: name)
     configuration.lease = try arguments.duration("lease") ?? configuration.lease
     configuration.heartbeatInterval = try arguments.duration("heartbeat") ?? configuration.heartbeatInterval
@@ -64,7 +69,7 @@ let nodeCommand = Command(
     let journalFolder = arguments.value("journal").map { URL(fileURLWithPath: $0) } ?? StoreDirectory.defaultJournalFolder
     if arguments.value("journal") != nil || listen != nil { try checkJournalFolder(journalFolder) }
 
-    let pool = ConnectionPool(.fromEnvironment(), maximumConnections: connections)
+    let pool = ConnectionPool(database, maximumConnections: connections)
     let stores = StoreDirectory(pool: pool, journalFolder: journalFolder)
     let metrics = NodeMetrics()
     let node = Node(configuration, pool: pool, stores: stores, metrics: metrics)
