@@ -33,12 +33,12 @@ public struct ProcessorAdmin: Sendable {
 
     public init(pool: ConnectionPool) { self.pool = pool }
 
-    /// `depot.processor_status`, by name.
-    public func status() async throws -> [ProcessorStatus] {
+    /// `depot.processor_status`, by name; the first `limit` processors only (default nil: all).
+    public func status(limit: Int? = nil) async throws -> [ProcessorStatus] {
         try await pool.query("""
             SELECT name, kind, store, active, deactivated_reason, nodes, delivered_5m, failed_5m, dead_lettered_5m,
                    last_error, last_error_at
-            FROM depot.processor_status ORDER BY name
+            FROM depot.processor_status ORDER BY name LIMIT \(limit)
             """).map { row in
             let (name, kind, store, active, reason, nodes) = try row.decode((String, String, String, Bool, String?, JSONB).self)
             return ProcessorStatus(

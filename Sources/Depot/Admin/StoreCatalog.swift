@@ -90,11 +90,11 @@ public struct StoreCatalog: Sendable {
         }
     }
 
-    /// `depot.store_stats`, by store name.
-    public func statistics() async throws -> [StoreStatistics] {
+    /// `depot.store_stats`, by store name; the first `limit` stores only (default nil: all).
+    public func statistics(limit: Int? = nil) async throws -> [StoreStatistics] {
         try await pool.query("""
             SELECT store, kind, ready, delayed, in_flight, dead_letters, oldest_ready_age_seconds, estimated
-            FROM depot.store_stats ORDER BY store
+            FROM depot.store_stats ORDER BY store LIMIT \(limit)
             """).map { row in
             let (store, kind, ready, delayed, inFlight, dead, age, estimated) =
                 try row.decode((String, String, Int, Int, Int, Int, Double?, Bool).self)
