@@ -18,7 +18,7 @@ struct StatusPageTests {
         document[key] as? [[String: Any]] ?? []
     }
 
-    @Test("GET / and /status answer the shell under a strict Content-Security-Policy, with no inline script; script and style are their own routes")
+    @Test("GET / and /status answer the shell under a strict Content-Security-Policy, with no inline script; script and style are their own routes; a body or another method is refused on the head")
     func shellAndAssets() async throws {
         let cluster = try await Cluster.fresh()
         let ingress = try cluster.startIngress()
@@ -47,6 +47,14 @@ struct StatusPageTests {
         #expect(style.status == 200 && style.headers["Content-Type"] == "text/css; charset=utf-8")
         let post = try await ingress.send("POST", "/status", body: Data("x".utf8))
         #expect(post.status == 405)
+        // The page's routes read no body: refused on the head, before a 100 Continue.
+        for (head, status) in [("GET /status.json", "400"), ("POST /", "405")] {
+            let raw = try await rawExchange(port: ingress.server.port, Array(("\(head) HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n"
+                                                + "Expect: 100-continue\r\n\r\n").utf8))
+            #expect(raw.hasPrefix("HTTP/1.1 \(status)") && !raw.contains("100 Continue"), "\(head): \(raw)")
+        }
+        let chunked = try await rawExchange(port: ingress.server.port, Array("GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".utf8))
+        #expect(chunked.hasPrefix("HTTP/1.1 400") && chunked.contains("takes no body"), "\(chunked)")
         let unknown = try await ingress.send("GET", "/status/extra")
         #expect(unknown.status == 404)
     }

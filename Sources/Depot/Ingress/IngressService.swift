@@ -243,15 +243,22 @@ public struct IngressService: Sendable {
     }
 
     /// The 401 for a request whose head already shows it may not pass (every path but `/healthz`
-    /// needs a token), and the 403 for a scoped token sent to a store it may not write to or to
-    /// `/metrics`, so that the server answers without reading the body; nil otherwise.
+    /// needs a token), the 403 for a scoped token sent to a store it may not write to, to
+    /// `/metrics` or to the status page, and the 405 or 400 for a status page request that is not
+    /// a GET or comes with a body, so that the server answers without reading the body; nil otherwise.
     func refusalBeforeBody(_ request: HTTPRequest) -> HTTPResponse? {
-        guard configuration.tokens.required, request.path != "/healthz" else { return nil }
+        let statusPage = StatusPage.paths.contains(request.path)
+        guard statusPage || (configuration.tokens.required && request.path != "/healthz") else { return nil }
         do {
             let access = try authorize(request)
+            if statusPage {
+                try everythingOnly(access, request.path)
+                try StatusPage.checkHead(request)
+                return nil
+            }
             guard case .stores = access else { return nil }
             let segments = request.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
-            if request.path == "/metrics" || StatusPage.paths.contains(request.path) { try everythingOnly(access, request.path) }
+            if request.path == "/metrics" { try everythingOnly(access, request.path) }
             if segments.count == 3, segments[0] == "stores", Self.consumerRoutes.contains(segments[2]) { try producerOnly(access) }
             // A store route whose name does not decode is answered (400) once routed.
             guard let segment = Self.singleMessageStore(in: request.path)

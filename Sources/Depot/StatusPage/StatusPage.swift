@@ -17,6 +17,16 @@ struct StatusPage: Sendable {
     let pool: ConnectionPool
     let health: HealthCheck
 
+    /// Throws 405 for a method other than GET and 400 for a request that comes with a body: the
+    /// page's routes read none, so a client cannot make the node hold one for them.
+    static func checkHead(_ request: HTTPRequest) throws {
+        guard request.method == "GET" else { throw HTTPError(405, "\(request.path) takes GET, not \(request.method)") }
+        let length = request.headers["Content-Length"]
+        if request.headers["Transfer-Encoding"] != nil || (length != nil && length != "0") {
+            throw HTTPError(400, "GET \(request.path) takes no body; send it without one")
+        }
+    }
+
     /// The answer for `path` (one of `paths`).
     func answer(_ path: String) async -> HTTPResponse {
         switch path {
