@@ -23,11 +23,11 @@ public struct NodeCatalog: Sendable {
 
     public init(pool: ConnectionPool) { self.pool = pool }
 
-    /// Every registered node, by name.
-    public func status() async throws -> [NodeStatus] {
+    /// Every registered node, by name; the first `limit` nodes only (default nil: all).
+    public func status(limit: Int? = nil) async throws -> [NodeStatus] {
         try await pool.query("""
             SELECT name, host, pid, version, started_at, heartbeat_at, alive, processors, members
-            FROM depot.node_status ORDER BY name
+            FROM depot.node_status ORDER BY name LIMIT \(limit)
             """).map { row in
             let (name, host, pid, version, started, heartbeat, alive, processors, members) =
                 try row.decode((String, String?, Int?, String?, Date, Date, Bool, JSONB, Int).self)

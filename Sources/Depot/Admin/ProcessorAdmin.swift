@@ -33,9 +33,9 @@ public struct ProcessorAdmin: Sendable {
 
     public init(pool: ConnectionPool) { self.pool = pool }
 
-    /// `depot.processor_status`, by name.
-    public func status() async throws -> [ProcessorStatus] {
-        try await pool.query(ProcessorTable.processorStatusList).map(ProcessorTable.status(from:))
+    /// `depot.processor_status`, by name; the first `limit` processors only (default nil: all).
+    public func status(limit: Int? = nil) async throws -> [ProcessorStatus] {
+        try await pool.query(ProcessorTable.processorStatusList(limit: limit)).map(ProcessorTable.status(from:))
     }
 
     /// Starts `name` on every node that may run it. Returns false when it was already active;

@@ -42,9 +42,9 @@ public struct StoreCatalog: Sendable {
         try await pool.query(StoreTable.storeSelect(name)).first.map(StoreTable.store(from:))
     }
 
-    /// `depot.store_stats`, by store name.
-    public func statistics() async throws -> [StoreStatistics] {
-        try await pool.query(StoreTable.storeStatistics).map(StoreTable.statistics(from:))
+    /// `depot.store_stats`, by store name; the first `limit` stores only (default nil: all).
+    public func statistics(limit: Int? = nil) async throws -> [StoreStatistics] {
+        try await pool.query(StoreTable.storeStatistics(limit: limit)).map(StoreTable.statistics(from:))
     }
 
     static func explain(_ error: PostgresError, store: StoreDefinition) -> Error {

@@ -9,7 +9,8 @@ import Postgres
 /// - `POST /stores/{store}/claims`, `/acks`, `/releases`, `/leases` → 200, the consumer API
 ///   (see `ConsumerRoutes.swift`): leases with a long poll on the store's notifications;
 /// - `GET /healthz` → 200 when the database answers, 503 with the reason when not;
-/// - `GET /metrics` → Prometheus text.
+/// - `GET /metrics` → Prometheus text;
+/// - `GET /` or `GET /status` → the live status page (see `StatusPage`), its data at `GET /status.json`.
 ///
 /// A message held in a failover store (guaranteed delivery while the database is down) still
 /// gets 202, with `Depot-Held-In: FAILOVER_STORE`. Errors are JSON `{"error": …}`.
@@ -19,7 +20,8 @@ public struct IngressService: Sendable {
         /// The node's name, in health answers and metrics labels.
         public var node: String
         /// The tokens it accepts. When there is any, every route but `/healthz` needs
-        /// `Authorization: Bearer TOKEN`, and a scoped token may only POST into its stores.
+        /// `Authorization: Bearer TOKEN` (or HTTP Basic with the token as password, which is what a
+        /// browser can send), and a scoped token may only POST into its stores.
         /// Default none: open to anyone who can reach it.
         public var tokens: IngressTokens
 
@@ -44,6 +46,7 @@ public struct IngressService: Sendable {
     let metrics: NodeMetrics
     let health: HealthCheck
     let arrivals: StoreArrivals
+    let statusPage: StatusPage
 
     /// - Parameter arrivals: wakes claims waiting for messages; pass the node's (`Node.arrivals`),
     ///   which its LISTEN feeds. Default a new one that nothing announces: waiting claims then
@@ -56,6 +59,7 @@ public struct IngressService: Sendable {
         self.metrics = metrics
         self.arrivals = arrivals
         health = HealthCheck(pool: pool)
+        statusPage = StatusPage(node: configuration.node, pool: pool, health: health)
     }
 
     /// An HTTP server answering with this service, counting its responses in `metrics`.
@@ -73,7 +77,7 @@ public struct IngressService: Sendable {
             return try await route(request)
         } catch let error as HTTPError {
             var response = error.response
-            if error.status == 401 { response.headers.set("WWW-Authenticate", "Bearer") }
+            if error.status == 401 { response.headers.set("WWW-Authenticate", Self.challenge(for: request.path)) }
             if error.status == 503 { response.headers.set("Retry-After", "1") }
             return response
         } catch {
@@ -95,11 +99,13 @@ public struct IngressService: Sendable {
             try allow(["GET"], request)
             return await healthz()
         case ["metrics"]:
-            guard try authorize(request) == .everything else {
-                throw HTTPError(403, "a token limited to named stores may not read /metrics; use the node's DEPOT_HTTP_TOKEN")
-            }
+            try everythingOnly(try authorize(request), path)
             try allow(["GET"], request)
             return await metricsText()
+        case _ where StatusPage.paths.contains(path):
+            try everythingOnly(try authorize(request), path)
+            try allow(["GET"], request)
+            return await statusPage.answer(path)
         case let route where route.count == 3 && route[0] == "stores" && route[2] == "messages":
             let access = try authorize(request)
             try allow(["POST"], request)
@@ -115,7 +121,8 @@ public struct IngressService: Sendable {
         default:
             throw HTTPError(404, "no route \(request.method) \(request.path); routes: POST /stores/{store}/messages, "
                 + "POST /stores/{store}/messages/batch, POST /stores/{store}/claims, POST /stores/{store}/acks, "
-                + "POST /stores/{store}/releases, POST /stores/{store}/leases, GET /healthz, GET /metrics")
+                + "POST /stores/{store}/releases, POST /stores/{store}/leases, GET /healthz, GET /metrics, "
+                + "GET / (the status page), GET /status.json")
         }
     }
 
@@ -236,15 +243,22 @@ public struct IngressService: Sendable {
     }
 
     /// The 401 for a request whose head already shows it may not pass (every path but `/healthz`
-    /// needs a token), and the 403 for a scoped token sent to a store it may not write to or to
-    /// `/metrics`, so that the server answers without reading the body; nil otherwise.
+    /// needs a token), the 403 for a scoped token sent to a store it may not write to, to
+    /// `/metrics` or to the status page, and the 405 or 400 for a status page request that is not
+    /// a GET or comes with a body, so that the server answers without reading the body; nil otherwise.
     func refusalBeforeBody(_ request: HTTPRequest) -> HTTPResponse? {
-        guard configuration.tokens.required, request.path != "/healthz" else { return nil }
+        let statusPage = StatusPage.paths.contains(request.path)
+        guard statusPage || (configuration.tokens.required && request.path != "/healthz") else { return nil }
         do {
             let access = try authorize(request)
+            if statusPage {
+                try everythingOnly(access, request.path)
+                try StatusPage.checkHead(request)
+                return nil
+            }
             guard case .stores = access else { return nil }
             let segments = request.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
-            if segments == ["metrics"] { return HTTPError(403, "a token limited to named stores may not read /metrics").response }
+            if request.path == "/metrics" { try everythingOnly(access, request.path) }
             if segments.count == 3, segments[0] == "stores", Self.consumerRoutes.contains(segments[2]) { try producerOnly(access) }
             // A store route whose name does not decode is answered (400) once routed.
             guard let segment = Self.singleMessageStore(in: request.path)
@@ -254,7 +268,7 @@ public struct IngressService: Sendable {
             return nil
         } catch let error as HTTPError {
             var response = error.response
-            if error.status == 401 { response.headers.set("WWW-Authenticate", "Bearer") }
+            if error.status == 401 { response.headers.set("WWW-Authenticate", Self.challenge(for: request.path)) }
             return response
         } catch {
             return nil
@@ -262,19 +276,33 @@ public struct IngressService: Sendable {
     }
 
     /// What the request's token lets it do; throws 401 when tokens are required and it has
-    /// none or a wrong one.
+    /// none or a wrong one. The token comes as `Bearer TOKEN`, or as the password of HTTP Basic
+    /// (any user name): a browser cannot add a bearer header to a page it opens, but asks for Basic.
     private func authorize(_ request: HTTPRequest) throws -> IngressTokens.Access {
         let tokens = configuration.tokens
         guard tokens.required else { return .everything }
         guard let given = request.headers["Authorization"] else {
-            throw HTTPError(401, "this node needs Authorization: Bearer TOKEN (the node's DEPOT_HTTP_TOKEN, or a token of --http-tokens)")
+            throw HTTPError(401, "this node needs Authorization: Bearer TOKEN (the node's DEPOT_HTTP_TOKEN, or a token of --http-tokens); "
+                + "a browser asks for it: any user name, the token as password")
         }
-        let prefix = "bearer "
-        guard given.lowercased().hasPrefix(prefix), let access = tokens.access(for: Array(given.utf8.dropFirst(prefix.utf8.count))) else {
+        guard let token = IngressTokens.presented(in: given), let access = tokens.access(for: token) else {
             throw HTTPError(401, "the bearer token is wrong; send Authorization: Bearer TOKEN with the node's DEPOT_HTTP_TOKEN "
-                + "or a token of its --http-tokens file")
+                + "or a token of its --http-tokens file (or, from a browser, Basic with the token as password)")
         }
         return access
+    }
+
+    /// The 401's `WWW-Authenticate`: Basic on the status page's paths, so that a browser asks
+    /// for the token; Bearer elsewhere.
+    static func challenge(for path: String) -> String {
+        StatusPage.paths.contains(path) ? #"Basic realm="Depot status", charset="UTF-8""# : "Bearer"
+    }
+
+    /// Throws 403 unless `access` is the full token's: `/metrics` and the status page name every
+    /// store, which a token limited to some stores may not learn.
+    private func everythingOnly(_ access: IngressTokens.Access, _ path: String) throws {
+        guard access != .everything else { return }
+        throw HTTPError(403, "a token limited to named stores may not read \(path); use the node's DEPOT_HTTP_TOKEN")
     }
 
     /// `store` when `access` may write to it; a 403 naming the store and the token's stores otherwise.

@@ -50,6 +50,19 @@ public struct IngressTokens: Sendable, Equatable {
         return found
     }
 
+    /// The token an `Authorization` value presents: the bytes after `Bearer `, or the password
+    /// of `Basic BASE64(USER:PASSWORD)`; nil for another scheme or Basic that does not decode.
+    public static func presented(in authorization: String) -> [UInt8]? {
+        let lowered = authorization.prefix(6).lowercased()
+        if lowered.hasPrefix("bearer") && authorization.utf8.dropFirst(6).first == UInt8(ascii: " ") {
+            return Array(authorization.utf8.dropFirst(7))
+        }
+        guard lowered == "basic ",
+              let decoded = Data(base64Encoded: authorization.dropFirst(6).trimmingCharacters(in: .whitespaces)),
+              let colon = decoded.firstIndex(of: UInt8(ascii: ":")) else { return nil }
+        return Array(decoded[decoded.index(after: colon)...])
+    }
+
     /// Compares without stopping at the first difference, so timing does not leak a token.
     static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         var difference = UInt8(a.count == b.count ? 0 : 1)

@@ -49,11 +49,14 @@ enum ProcessorTable {
         "SELECT depot.deactivate_processor(\(name), coalesce(\(reason), 'deactivated by an operator'))"
     }
 
-    static let processorStatusList: SQL = """
+    /// The first `limit` processors' status by name (nil: all).
+    static func processorStatusList(limit: Int?) -> SQL {
+        """
         SELECT name, kind, store, active, deactivated_reason, nodes, delivered_5m, failed_5m, dead_lettered_5m,
                last_error, last_error_at
-        FROM depot.processor_status ORDER BY name
+        FROM depot.processor_status ORDER BY name LIMIT \(limit)
         """
+    }
 
     static func status(from row: Row) throws -> ProcessorStatus {
         let (name, kindText, store, active, reason, nodes) = try row.decode((String, String, String, Bool, String?, JSONB).self)

@@ -90,10 +90,13 @@ enum StoreTable {
                                description: description)
     }
 
-    static let storeStatistics: SQL = """
-        SELECT store, kind, ready, delayed, in_flight, dead_letters, oldest_ready_age_seconds, estimated
-        FROM depot.store_stats ORDER BY store
+    /// The first `limit` stores' statistics by name (nil: all).
+    static func storeStatistics(limit: Int?) -> SQL {
         """
+        SELECT store, kind, ready, delayed, in_flight, dead_letters, oldest_ready_age_seconds, estimated
+        FROM depot.store_stats ORDER BY store LIMIT \(limit)
+        """
+    }
 
     static func statistics(from row: Row) throws -> StoreStatistics {
         let (store, kind, ready, delayed, inFlight, dead, age, estimated) = try row.decode((String, String, Int, Int, Int, Int, Double?, Bool).self)

@@ -8,7 +8,7 @@ let nodeCommand = Command(
     summary: "Run a worker node: the active processors it may run, and HTTP ingress with --http, until SIGTERM or SIGINT.",
     options: [
         OptionSpec(name: "name", value: "NAME", help: "the node's name, unique in the cluster; pinned_servers refers to it (required)"),
-        OptionSpec(name: "http", value: "HOST:PORT", help: "serve producers, consumers, /healthz and /metrics here (e.g. 0.0.0.0:8080; :8080 means all addresses)"),
+        OptionSpec(name: "http", value: "HOST:PORT", help: "serve producers, consumers, /healthz, /metrics and the status page (GET /) here (e.g. 0.0.0.0:8080; :8080 means all addresses)"),
         OptionSpec(name: "journal", value: "DIR", help: "the folder of this node's journal stores (default $DEPOT_JOURNAL_DIR, else .depot/journal)"),
         OptionSpec(name: "http-tokens", value: "FILE", help: "bearer tokens limited to named stores, one a line: TOKEN store1,store2 (with --http)"),
         OptionSpec(name: "max-body", value: "BYTES", help: "the largest request body --http accepts (default 10485760, 10 MiB)"),
@@ -28,8 +28,10 @@ let nodeCommand = Command(
         With --http the node starts even while the database is down: producers get 202 for stores
         with guaranteed delivery (held in their failover store) and 503 for the others, and the
         node joins the cluster once the database answers. Set DEPOT_HTTP_TOKEN to require
-        Authorization: Bearer TOKEN on every route but /healthz; --http-tokens FILE adds tokens
-        that may only POST into the stores named after them (another store: 403).
+        Authorization: Bearer TOKEN on every route but /healthz (a browser opening the status page
+        is asked for it: any user name, the token as password); --http-tokens FILE adds tokens
+        that may only POST into the stores named after them (another store, /metrics or the
+        status page: 403).
         Behind PgBouncer in transaction mode, set DEPOT_DATABASE_POOL_MODE=transaction and
         DEPOT_LISTEN_DATABASE_URL to a direct connection to PostgreSQL, where the node LISTENs.
         Example: depot node --name node-a --http 0.0.0.0:8080 --journal /var/lib/depot/journal
