@@ -25,14 +25,6 @@ public struct NodeCatalog: Sendable {
 
     /// Every registered node, by name; the first `limit` nodes only (default nil: all).
     public func status(limit: Int? = nil) async throws -> [NodeStatus] {
-        try await pool.query("""
-            SELECT name, host, pid, version, started_at, heartbeat_at, alive, processors, members
-            FROM depot.node_status ORDER BY name LIMIT \(limit)
-            """).map { row in
-            let (name, host, pid, version, started, heartbeat, alive, processors, members) =
-                try row.decode((String, String?, Int?, String?, Date, Date, Bool, JSONB, Int).self)
-            return NodeStatus(name: name, host: host, pid: pid, version: version, startedAt: started, heartbeatAt: heartbeat,
-                              alive: alive, processors: try processors.decoded(as: [String: Int].self), members: members)
-        }
+        try await pool.query(NodeRegistry.nodeStatusList(limit: limit)).map(NodeRegistry.status(from:))
     }
 }

@@ -11,7 +11,8 @@ public struct NodeRecord: Sendable, Equatable, Codable {
     public var heartbeatAt: Date
 }
 
-/// Registers nodes, keeps their heartbeats and removes them: the SQL seam for `depot.nodes`.
+/// Registers nodes, keeps their heartbeats and removes them, with every statement on
+/// `depot.nodes` and its view `depot.node_status` (`nodeRegister`, `nodeHeartbeat`, …) below.
 public struct NodeRegistry: Sendable {
     let pool: ConnectionPool
 
@@ -20,20 +21,24 @@ public struct NodeRegistry: Sendable {
     /// Registers `name` (taking over a row left by an earlier run of the same name), running nothing yet.
     /// - Parameter heartbeatInterval: how often it will beat; views call it alive within 3 of these. Default nil (5 s).
     public func register(_ name: String, host: String, pid: Int, version: String, heartbeatInterval: Duration? = nil) async throws {
+        try await pool.query(Self.nodeRegister(name, host: host, pid: pid, version: version, heartbeatInterval: heartbeatInterval))
+    }
+
+    static func nodeRegister(_ name: String, host: String, pid: Int, version: String, heartbeatInterval: Duration?) -> SQL {
         let interval = heartbeatInterval.map { Int32(clamping: $0.milliseconds) }
-        try await pool.query("""
+        return """
             INSERT INTO depot.nodes (name, host, pid, version, heartbeat_interval_ms)
             VALUES (\(name), \(host), \(Int32(clamping: pid)), \(version), \(interval))
             ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid, version = excluded.version,
                 started_at = now(), heartbeat_at = now(), processors = '{}',
                 heartbeat_interval_ms = excluded.heartbeat_interval_ms
-            """)
+            """
     }
 
     /// Marks `name` alive now. Returns false when its row is gone (an operator removed it).
     @discardableResult
     public func heartbeat(_ name: String) async throws -> Bool {
-        try await pool.query("UPDATE depot.nodes SET heartbeat_at = now() WHERE name = \(name)").affectedRows == 1
+        try await pool.query(Self.nodeAlive(name)).affectedRows == 1
     }
 
     /// Marks `name` alive now with what it runs (processor → members), and adds its processors'
@@ -87,14 +92,35 @@ public struct NodeRegistry: Sendable {
 
     /// Removes `name`'s row: the node stopped cleanly.
     public func deregister(_ name: String) async throws {
-        try await pool.query("DELETE FROM depot.nodes WHERE name = \(name)")
+        try await pool.query(Self.nodeDelete(name))
     }
 
     /// Every registered node.
     public func list() async throws -> [NodeRecord] {
-        try await pool.query("SELECT name, host, pid, version, started_at, heartbeat_at FROM depot.nodes ORDER BY name").map { row in
+        try await pool.query(Self.nodeList).map { row in
             let (name, host, pid, version, started, heartbeat) = try row.decode((String, String?, Int?, String?, Date, Date).self)
             return NodeRecord(name: name, host: host, pid: pid, version: version, startedAt: started, heartbeatAt: heartbeat)
         }
+    }
+
+    static func nodeAlive(_ name: String) -> SQL { "UPDATE depot.nodes SET heartbeat_at = now() WHERE name = \(name)" }
+
+    static func nodeDelete(_ name: String) -> SQL { "DELETE FROM depot.nodes WHERE name = \(name)" }
+
+    static let nodeList: SQL = "SELECT name, host, pid, version, started_at, heartbeat_at FROM depot.nodes ORDER BY name"
+
+    /// The first `limit` nodes' status by name (nil: all), for `NodeCatalog`.
+    static func nodeStatusList(limit: Int?) -> SQL {
+        """
+        SELECT name, host, pid, version, started_at, heartbeat_at, alive, processors, members
+        FROM depot.node_status ORDER BY name LIMIT \(limit)
+        """
+    }
+
+    static func status(from row: Row) throws -> NodeStatus {
+        let (name, host, pid, version, started, heartbeat, alive, processors, members) =
+            try row.decode((String, String?, Int?, String?, Date, Date, Bool, JSONB, Int).self)
+        return NodeStatus(name: name, host: host, pid: pid, version: version, startedAt: started, heartbeatAt: heartbeat,
+                          alive: alive, processors: try processors.decoded(as: [String: Int].self), members: members)
     }
 }
