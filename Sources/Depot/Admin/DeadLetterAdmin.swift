@@ -15,7 +15,7 @@ public struct DeadLetterSummary: Sendable, Equatable, Codable {
     public var deadAt: Date
 }
 
-/// Lists, resends and purges dead letters, by store and/or id: the SQL seam for `depot.dead_letters`.
+/// Lists, resends and purges dead letters, by store and/or id: every statement on `depot.dead_letters`.
 /// A nil `store` means every store; empty `ids` means every dead letter (of that store).
 public struct DeadLetterAdmin: Sendable {
     let pool: ConnectionPool
