@@ -16,7 +16,7 @@ public struct SQL: Sendable, ExpressibleByStringInterpolation, CustomStringConve
     public private(set) var bindings: [Binding]
     /// Where each placeholder's `$` is in `text` (UTF-8 offsets, in binding order), so that the
     /// statement can be interpolated into another and renumbered there without reading its text.
-    private var placeholderOffsets: [Int]
+    private(set) var placeholderOffsets: [Int]
 
     /// One parameter: its type and binary value (`nil` is SQL NULL).
     public struct Binding: Sendable {
