@@ -214,12 +214,12 @@ public actor Node {
     /// Wakes the idle members of every processor consuming `store`, and the HTTP claims waiting for it.
     func wake(store: String) {
         arrivals.announce(store)
-        for (_, entry) in running where entry.runtime.definition.store == store { entry.runtime.work.wake() }
+        for (_, entry) in running { entry.runtime.wake(store: store) }
     }
 
     private func wakeAll() {
         arrivals.announceAll()
-        for (_, entry) in running { entry.runtime.work.wake() }
+        for (_, entry) in running { entry.runtime.wakeAll() }
     }
 
     private func contextMaker(_ processor: String) -> @Sendable (Message) -> HandlerContext {
@@ -295,8 +295,8 @@ public actor Node {
         }
     }
 
-    /// Every `pruneInterval`, prunes expired idempotency keys and the rows of long-dead nodes
-    /// (see `RetentionPruning`). A failure is said once per streak; the next pass tries again.
+    /// Every `pruneInterval`, prunes expired idempotency keys, the rows of long-dead nodes and
+    /// old sequence gaps (see `RetentionPruning`). A failure is said once per streak; the next pass tries again.
     private func keepPruned() async {
         let pruning = RetentionPruning(pool: pool)
         var failures = 0
@@ -308,7 +308,7 @@ public actor Node {
                 failures = 0
             } catch {
                 failures += 1
-                if failures == 1 { NodeLog.warning(node: configuration.name, "pruning expired idempotency keys and dead nodes failed: \(error); retrying") }
+                if failures == 1 { NodeLog.warning(node: configuration.name, "pruning expired idempotency keys, dead nodes and sequence gaps failed: \(error); retrying") }
             }
         }
     }
