@@ -9,8 +9,15 @@
 -- check declares the hand-off store when the row is written (a postgres store, described as the
 -- hand-off); it stays when the processor is removed, with whatever still waits in it.
 --
+-- A resequencing row may set correlation_key instead of correlation_header: one fixed key for
+-- every message of its store, so the whole store is one sequence (Synapse's resequence message
+-- store, which the Synapse import maps here). The node sets each claimed message's group_key to it
+-- in the transaction that places the message, and depot.group_resequence correlates by group key.
+--
 -- Also: depot.prune() removes depot.sequence_gaps rows older than the new setting
 -- sequence_gap_retention (7 days), so that table no longer grows for ever.
+
+ALTER TABLE depot.processors ADD COLUMN correlation_key text;
 
 -- The store an aggregating or resequencing processor with a target_endpoint releases into.
 CREATE FUNCTION depot.processor_handoff_store(p_processor text) RETURNS text
@@ -93,6 +100,19 @@ BEGIN
     IF NEW.correlation_header IS NOT NULL AND char_length(NEW.correlation_header) NOT BETWEEN 1 AND 200 THEN
         PERFORM depot.refuse('processors', 'correlation_header', 'must be 1 to 200 characters, or NULL for the message''s group key',
             'e.g. ''Correlation-Id''');
+    END IF;
+    IF NEW.correlation_key IS NOT NULL AND NEW.kind <> 'resequencing' THEN
+        PERFORM depot.refuse('processors', 'correlation_key', format('is set on %s processor; it is for resequencing processors',
+                CASE NEW.kind WHEN 'aggregating' THEN 'an ' ELSE 'a ' END || NEW.kind),
+            'set correlation_key = NULL');
+    END IF;
+    IF NEW.correlation_key IS NOT NULL AND NEW.correlation_header IS NOT NULL THEN
+        PERFORM depot.refuse('processors', 'correlation_key', 'is set with correlation_header; a resequencer correlates by one of them',
+            'set correlation_key = NULL to correlate by the header, or correlation_header = NULL to make the whole store one sequence');
+    END IF;
+    IF NEW.correlation_key IS NOT NULL AND char_length(NEW.correlation_key) NOT BETWEEN 1 AND 200 THEN
+        PERFORM depot.refuse('processors', 'correlation_key', 'must be 1 to 200 characters, or NULL',
+            'e.g. the store''s name: every message of the store is then one sequence');
     END IF;
     IF NOT EXISTS (SELECT 1 FROM depot.stores s WHERE s.name = NEW.store) THEN
         PERFORM depot.refuse('processors', 'store', format('names store "%s", which is not declared', NEW.store),

@@ -31,7 +31,7 @@ public struct ProcessorCatalog: Sendable {
                        member_count, pinned_servers, rate_limit, in_order, max_store_connection_attempts,
                        store_connection_retry_interval_ms, release_size, correlation_header,
                        release_count_header, group_timeout_ms, group_timeout_from, group_timeout_action,
-                       sequence_header, gap_timeout_ms, output_format
+                       sequence_header, gap_timeout_ms, output_format, correlation_key
                 FROM depot.processors ORDER BY name
                 """).map(Self.processor(from:))
             var endpoints: [String: EndpointDefinition] = [:]
@@ -107,6 +107,7 @@ public struct ProcessorCatalog: Sendable {
         definition.groupTimeoutAction = timeoutAction
         definition.sequenceHeader = try row.decode("sequence_header")
         definition.gapTimeoutMilliseconds = try row.decode("gap_timeout_ms")
+        definition.correlationKey = try row.decode("correlation_key")
         let format: String = try row.decode("output_format")
         guard let outputFormat = AggregateFormat(rawValue: format) else {
             throw StoreError(.invalidArgument, "processor output_format \"\(format)\" is unknown")

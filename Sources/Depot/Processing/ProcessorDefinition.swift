@@ -84,6 +84,9 @@ public struct ProcessorDefinition: Sendable, Equatable, Codable {
     public var releaseSize: Int?
     /// Aggregating and resequencing: the header whose value correlates messages; nil = the message's group key.
     public var correlationHeader: String?
+    /// Resequencing: one fixed correlation key for every message, in place of
+    /// `correlationHeader`: the whole store is one sequence (Synapse's resequence store). Default nil.
+    public var correlationKey: String?
     /// Aggregating: the header whose value, on any member, is the group's full size (an end
     /// marker); it wins over `releaseSize` for that group. Default nil.
     public var releaseCountHeader: String?

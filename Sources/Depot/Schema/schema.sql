@@ -193,7 +193,8 @@ CREATE TABLE depot.processors (
     store_connection_retry_interval_ms integer DEFAULT 1000 NOT NULL,
     sequence_header text DEFAULT 'Depot-Sequence-Number'::text,
     gap_timeout_ms bigint,
-    output_format text DEFAULT 'json_array'::text NOT NULL
+    output_format text DEFAULT 'json_array'::text NOT NULL,
+    correlation_key text
 );
 ALTER TABLE depot.processors ADD CONSTRAINT processors_fail_store_fkey FOREIGN KEY (fail_store) REFERENCES depot.stores(name) ON UPDATE CASCADE;
 ALTER TABLE depot.processors ADD CONSTRAINT processors_max_store_connection_attempts CHECK (max_store_connection_attempts = '-1'::integer OR max_store_connection_attempts >= 1);
@@ -1518,6 +1519,19 @@ BEGIN
     IF NEW.correlation_header IS NOT NULL AND char_length(NEW.correlation_header) NOT BETWEEN 1 AND 200 THEN
         PERFORM depot.refuse('processors', 'correlation_header', 'must be 1 to 200 characters, or NULL for the message''s group key',
             'e.g. ''Correlation-Id''');
+    END IF;
+    IF NEW.correlation_key IS NOT NULL AND NEW.kind <> 'resequencing' THEN
+        PERFORM depot.refuse('processors', 'correlation_key', format('is set on %s processor; it is for resequencing processors',
+                CASE NEW.kind WHEN 'aggregating' THEN 'an ' ELSE 'a ' END || NEW.kind),
+            'set correlation_key = NULL');
+    END IF;
+    IF NEW.correlation_key IS NOT NULL AND NEW.correlation_header IS NOT NULL THEN
+        PERFORM depot.refuse('processors', 'correlation_key', 'is set with correlation_header; a resequencer correlates by one of them',
+            'set correlation_key = NULL to correlate by the header, or correlation_header = NULL to make the whole store one sequence');
+    END IF;
+    IF NEW.correlation_key IS NOT NULL AND char_length(NEW.correlation_key) NOT BETWEEN 1 AND 200 THEN
+        PERFORM depot.refuse('processors', 'correlation_key', 'must be 1 to 200 characters, or NULL',
+            'e.g. the store''s name: every message of the store is then one sequence');
     END IF;
     IF NOT EXISTS (SELECT 1 FROM depot.stores s WHERE s.name = NEW.store) THEN
         PERFORM depot.refuse('processors', 'store', format('names store "%s", which is not declared', NEW.store),
