@@ -14,6 +14,10 @@
 -- store, which the Synapse import maps here). The node sets each claimed message's group_key to it
 -- in the transaction that places the message, and depot.group_resequence correlates by group key.
 --
+-- Speed (the aggregating processor): depot.group_aggregate adds a claimed batch to its groups
+-- with one statement per step instead of one depot.group_add per group, and it and
+-- depot.group_resequence find the claimed members by id alone (below).
+--
 -- Also: depot.prune() removes depot.sequence_gaps rows older than the new setting
 -- sequence_gap_retention (7 days), so that table no longer grows for ever.
 
@@ -238,4 +242,151 @@ LANGUAGE sql AS $$
         DELETE FROM depot.sequence_gaps g USING old_gaps o WHERE g.id = o.id RETURNING 1
     )
     SELECT (SELECT count(*) FROM keys)::integer, (SELECT count(*) FROM nodes)::integer, (SELECT count(*) FROM gaps)::integer
+$$;
+
+-- 0020's group_aggregate, set-based: one statement per step for the whole batch instead of one
+-- depot.group_add per group. With members spread over many groups (a batch of 100 touching 100
+-- groups) the per-group calls were most of the processor's time. The claimed members are found
+-- by id alone: `(m.store = p_store) IS TRUE` keeps the store's condition out of the index scan,
+-- where the planner, misled by statistics taken while the store was small, ANDed the primary
+-- key with all of the store's entries in messages_claim_order. Same results as before: groups
+-- are created or locked in key order (an upsert, so two members never wait on each other in a
+-- circle), a completed group starts again, a member already in its group is not added twice,
+-- the largest count a member's p_count_header carries becomes the group's condition, and every
+-- group that reaches its count (else p_release_size) is released by depot.group_release, in key
+-- order. Messages without a correlation key stay leased, for the caller to dead-letter.
+CREATE OR REPLACE FUNCTION depot.group_aggregate(p_store text, p_consumer text, p_ids uuid[], p_correlation_header text,
+                                                 p_release_size integer, p_target_store text, p_count_header text DEFAULT NULL,
+                                                 p_format text DEFAULT 'json_array')
+RETURNS TABLE (group_key text, released_id uuid, released_size bigint)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_keys text[];
+    v_payloads bytea[];
+    v_headers jsonb[];
+    v_types text[];
+    v_ids uuid[];
+    v_groups text[];
+    v_bad text;
+    g record;
+BEGIN
+    IF p_release_size < 1 THEN
+        PERFORM depot.group_refuse('release_size', format('must be at least 1, got %s', coalesce(p_release_size::text, 'NULL')),
+                                   'e.g. 1000, or NULL to release only by p_count_header or timeout');
+    END IF;
+    IF p_target_store IS NULL THEN
+        PERFORM depot.group_refuse('target_store', 'is NULL', 'name the store released groups go to');
+    END IF;
+    WITH taken AS (
+        DELETE FROM depot.messages m
+        WHERE m.id = ANY(p_ids) AND (m.store = p_store) IS TRUE AND m.locked_by = p_consumer
+          AND coalesce(m.headers ->> p_correlation_header, m.group_key) IS NOT NULL
+        RETURNING coalesce(m.headers ->> p_correlation_header, m.group_key) AS key, m.seq, m.id, m.payload, m.headers, m.content_type
+    )
+    SELECT array_agg(t.key ORDER BY t.key, t.seq), array_agg(t.payload ORDER BY t.key, t.seq), array_agg(t.headers ORDER BY t.key, t.seq),
+           array_agg(t.content_type ORDER BY t.key, t.seq), array_agg(t.id ORDER BY t.key, t.seq)
+    INTO v_keys, v_payloads, v_headers, v_types, v_ids
+    FROM taken t;
+    IF v_keys IS NULL THEN
+        RETURN;
+    END IF;
+    v_groups := ARRAY(SELECT DISTINCT k FROM unnest(v_keys) AS k ORDER BY k);
+    SELECT k INTO v_bad FROM unnest(v_groups) AS k WHERE char_length(k) NOT BETWEEN 1 AND 1000 LIMIT 1;
+    IF FOUND THEN
+        PERFORM depot.group_check(p_store, v_bad);
+    END IF;
+    PERFORM depot.hold_store(p_store);  -- names an undeclared store, as storing a message does
+    -- Each group created, or locked, in key order.
+    INSERT INTO depot.message_groups AS m (store, group_key)
+    SELECT p_store, k FROM unnest(v_groups) AS k ORDER BY k
+    ON CONFLICT (store, group_key) DO UPDATE SET size = m.size;
+    -- A completed group starts again (the aggregator's 'new_group').
+    WITH done AS (
+        DELETE FROM depot.message_groups m WHERE m.store = p_store AND m.group_key = ANY(v_groups) AND m.complete RETURNING m.group_key
+    )
+    INSERT INTO depot.message_groups (store, group_key) SELECT p_store, d.group_key FROM done d ORDER BY d.group_key;
+    WITH added AS (
+        INSERT INTO depot.group_messages AS m (store, group_key, id, payload, headers, content_type)
+        SELECT p_store, u.key, u.id, u.payload, coalesce(u.headers, '{}'), u.content_type
+        FROM unnest(v_keys, v_payloads, v_headers, v_types, v_ids) WITH ORDINALITY AS u (key, payload, headers, content_type, id, ord)
+        ORDER BY u.ord
+        ON CONFLICT (store, id) DO NOTHING
+        RETURNING m.group_key
+    ),
+    counts AS (
+        SELECT a.group_key, count(*) AS n FROM added a GROUP BY a.group_key
+    ),
+    markers AS (
+        -- A count that is not a plain number is ignored rather than failing the batch.
+        SELECT u.key, max((u.headers ->> p_count_header)::bigint)::text AS count
+        FROM unnest(v_keys, v_headers) AS u (key, headers)
+        WHERE p_count_header IS NOT NULL AND u.headers ->> p_count_header ~ '^[0-9]{1,18}$'
+        GROUP BY u.key
+    )
+    UPDATE depot.message_groups m
+    SET size = m.size + coalesce(c.n, 0), condition = coalesce(k.count, m.condition), updated_at = now()
+    FROM unnest(v_groups) AS touched (key)
+    LEFT JOIN counts c ON c.group_key = touched.key
+    LEFT JOIN markers k ON k.key = touched.key
+    WHERE m.store = p_store AND m.group_key = touched.key;
+    FOR g IN
+        SELECT m.group_key AS key, m.size FROM depot.message_groups m
+        WHERE m.store = p_store AND m.group_key = ANY(v_groups)
+          AND m.size >= coalesce(CASE WHEN m.condition ~ '^[0-9]{1,18}$' THEN m.condition::bigint END, p_release_size)
+        ORDER BY m.group_key
+    LOOP
+        group_key := g.key;
+        released_id := depot.group_release(p_store, g.key, p_target_store, p_format);
+        released_size := g.size;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+-- 0020's group_resequence with the same change to how it finds the claimed members: by id alone,
+-- the store checked as a filter (see group_aggregate above). Otherwise as it was.
+CREATE OR REPLACE FUNCTION depot.group_resequence(p_store text, p_consumer text, p_ids uuid[], p_correlation_header text, p_sequence_header text, p_timeout_ms bigint, p_target_store text, p_processor text DEFAULT NULL::text)
+ RETURNS TABLE(group_key text, released integer, dead_lettered integer, gaps text[])
+ LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_keys text[];
+    v_payloads bytea[];
+    v_headers jsonb[];
+    v_types text[];
+    v_ids uuid[];
+    n integer;
+    i integer := 1;
+    j integer;
+BEGIN
+    IF p_sequence_header IS NULL THEN
+        PERFORM depot.group_refuse('sequence_header', 'is NULL', 'e.g. ''Depot-Sequence-Number''');
+    END IF;
+    IF p_target_store IS NULL THEN
+        PERFORM depot.group_refuse('target_store', 'is NULL', 'name the store messages go to in order');
+    END IF;
+    WITH taken AS (
+        DELETE FROM depot.messages m
+        WHERE m.id = ANY(p_ids) AND (m.store = p_store) IS TRUE AND m.locked_by = p_consumer
+          AND coalesce(m.headers ->> p_correlation_header, m.group_key) IS NOT NULL
+          AND depot.sequence_number(m.headers, p_sequence_header) IS NOT NULL
+        RETURNING coalesce(m.headers ->> p_correlation_header, m.group_key) AS key, m.seq, m.id, m.payload, m.headers, m.content_type
+    )
+    SELECT array_agg(t.key ORDER BY t.key, t.seq), array_agg(t.payload ORDER BY t.key, t.seq), array_agg(t.headers ORDER BY t.key, t.seq),
+           array_agg(t.content_type ORDER BY t.key, t.seq), array_agg(t.id ORDER BY t.key, t.seq)
+    INTO v_keys, v_payloads, v_headers, v_types, v_ids
+    FROM taken t;
+    n := coalesce(cardinality(v_keys), 0);
+    WHILE i <= n LOOP
+        j := i;
+        WHILE j < n AND v_keys[j + 1] = v_keys[i] LOOP
+            j := j + 1;
+        END LOOP;
+        PERFORM depot.group_add(p_store, v_keys[i], v_payloads[i:j], v_headers[i:j], v_types[i:j], v_ids[i:j], 'new_group');
+        RETURN QUERY SELECT v_keys[i], r.released, r.dead_lettered, r.gaps
+        FROM depot.group_resequence_release(p_store, v_keys[i], p_sequence_header, p_timeout_ms, p_target_store, p_processor) r;
+        i := j + 1;
+    END LOOP;
+END
 $$;

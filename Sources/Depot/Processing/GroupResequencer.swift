@@ -71,11 +71,13 @@ struct GroupResequencer: GroupStep {
             let rows: Rows
             if let correlationKey {
                 // The fixed key becomes the messages' group key, which group_resequence correlates
-                // by when there is no header, in the transaction that places them.
+                // by when there is no header, in the transaction that places them. Found by id
+                // alone: the store as an index condition made the planner read the store's whole
+                // claim index (see migration 0022).
                 rows = try await source.pool.withTransaction { connection in
                     try await connection.query("""
                         UPDATE depot.messages SET group_key = \(correlationKey)
-                        WHERE store = \(source.name) AND id = ANY(\(placeable.map(\.id))) AND locked_by = \(consumer)
+                        WHERE id = ANY(\(placeable.map(\.id))) AND (store = \(source.name)) IS TRUE AND locked_by = \(consumer)
                         """)
                     return try await connection.query(statement)
                 }

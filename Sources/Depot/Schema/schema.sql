@@ -716,18 +716,16 @@ CREATE OR REPLACE FUNCTION depot.group_aggregate(p_store text, p_consumer text, 
  RETURNS TABLE(group_key text, released_id uuid, released_size bigint)
  LANGUAGE plpgsql
 AS $function$
+#variable_conflict use_column
 DECLARE
     v_keys text[];
     v_payloads bytea[];
     v_headers jsonb[];
     v_types text[];
     v_ids uuid[];
-    n integer;
-    i integer := 1;
-    j integer;
-    v_size bigint;
-    v_condition text;
-    v_count text;
+    v_groups text[];
+    v_bad text;
+    g record;
 BEGIN
     IF p_release_size < 1 THEN
         PERFORM depot.group_refuse('release_size', format('must be at least 1, got %s', coalesce(p_release_size::text, 'NULL')),
@@ -738,7 +736,7 @@ BEGIN
     END IF;
     WITH taken AS (
         DELETE FROM depot.messages m
-        WHERE m.id = ANY(p_ids) AND m.store = p_store AND m.locked_by = p_consumer
+        WHERE m.id = ANY(p_ids) AND (m.store = p_store) IS TRUE AND m.locked_by = p_consumer
           AND coalesce(m.headers ->> p_correlation_header, m.group_key) IS NOT NULL
         RETURNING coalesce(m.headers ->> p_correlation_header, m.group_key) AS key, m.seq, m.id, m.payload, m.headers, m.content_type
     )
@@ -746,27 +744,58 @@ BEGIN
            array_agg(t.content_type ORDER BY t.key, t.seq), array_agg(t.id ORDER BY t.key, t.seq)
     INTO v_keys, v_payloads, v_headers, v_types, v_ids
     FROM taken t;
-    n := coalesce(cardinality(v_keys), 0);
-    WHILE i <= n LOOP
-        j := i;
-        WHILE j < n AND v_keys[j + 1] = v_keys[i] LOOP
-            j := j + 1;
-        END LOOP;
-        SELECT a.size, a.condition INTO v_size, v_condition
-        FROM depot.group_add(p_store, v_keys[i], v_payloads[i:j], v_headers[i:j], v_types[i:j], v_ids[i:j], 'new_group') a;
+    IF v_keys IS NULL THEN
+        RETURN;
+    END IF;
+    v_groups := ARRAY(SELECT DISTINCT k FROM unnest(v_keys) AS k ORDER BY k);
+    SELECT k INTO v_bad FROM unnest(v_groups) AS k WHERE char_length(k) NOT BETWEEN 1 AND 1000 LIMIT 1;
+    IF FOUND THEN
+        PERFORM depot.group_check(p_store, v_bad);
+    END IF;
+    PERFORM depot.hold_store(p_store);  -- names an undeclared store, as storing a message does
+    -- Each group created, or locked, in key order.
+    INSERT INTO depot.message_groups AS m (store, group_key)
+    SELECT p_store, k FROM unnest(v_groups) AS k ORDER BY k
+    ON CONFLICT (store, group_key) DO UPDATE SET size = m.size;
+    -- A completed group starts again (the aggregator's 'new_group').
+    WITH done AS (
+        DELETE FROM depot.message_groups m WHERE m.store = p_store AND m.group_key = ANY(v_groups) AND m.complete RETURNING m.group_key
+    )
+    INSERT INTO depot.message_groups (store, group_key) SELECT p_store, d.group_key FROM done d ORDER BY d.group_key;
+    WITH added AS (
+        INSERT INTO depot.group_messages AS m (store, group_key, id, payload, headers, content_type)
+        SELECT p_store, u.key, u.id, u.payload, coalesce(u.headers, '{}'), u.content_type
+        FROM unnest(v_keys, v_payloads, v_headers, v_types, v_ids) WITH ORDINALITY AS u (key, payload, headers, content_type, id, ord)
+        ORDER BY u.ord
+        ON CONFLICT (store, id) DO NOTHING
+        RETURNING m.group_key
+    ),
+    counts AS (
+        SELECT a.group_key, count(*) AS n FROM added a GROUP BY a.group_key
+    ),
+    markers AS (
         -- A count that is not a plain number is ignored rather than failing the batch.
-        SELECT max((h ->> p_count_header)::bigint)::text INTO v_count FROM unnest(v_headers[i:j]) h WHERE h ->> p_count_header ~ '^[0-9]{1,18}$';
-        IF v_count IS NOT NULL THEN
-            PERFORM depot.group_set_condition(p_store, v_keys[i], v_count);
-            v_condition := v_count;
-        END IF;
-        IF v_size >= coalesce(CASE WHEN v_condition ~ '^[0-9]{1,18}$' THEN v_condition::bigint END, p_release_size) THEN
-            group_key := v_keys[i];
-            released_id := depot.group_release(p_store, v_keys[i], p_target_store, p_format);
-            released_size := v_size;
-            RETURN NEXT;
-        END IF;
-        i := j + 1;
+        SELECT u.key, max((u.headers ->> p_count_header)::bigint)::text AS count
+        FROM unnest(v_keys, v_headers) AS u (key, headers)
+        WHERE p_count_header IS NOT NULL AND u.headers ->> p_count_header ~ '^[0-9]{1,18}$'
+        GROUP BY u.key
+    )
+    UPDATE depot.message_groups m
+    SET size = m.size + coalesce(c.n, 0), condition = coalesce(k.count, m.condition), updated_at = now()
+    FROM unnest(v_groups) AS touched (key)
+    LEFT JOIN counts c ON c.group_key = touched.key
+    LEFT JOIN markers k ON k.key = touched.key
+    WHERE m.store = p_store AND m.group_key = touched.key;
+    FOR g IN
+        SELECT m.group_key AS key, m.size FROM depot.message_groups m
+        WHERE m.store = p_store AND m.group_key = ANY(v_groups)
+          AND m.size >= coalesce(CASE WHEN m.condition ~ '^[0-9]{1,18}$' THEN m.condition::bigint END, p_release_size)
+        ORDER BY m.group_key
+    LOOP
+        group_key := g.key;
+        released_id := depot.group_release(p_store, g.key, p_target_store, p_format);
+        released_size := g.size;
+        RETURN NEXT;
     END LOOP;
 END
 $function$;
@@ -1024,7 +1053,7 @@ BEGIN
     END IF;
     WITH taken AS (
         DELETE FROM depot.messages m
-        WHERE m.id = ANY(p_ids) AND m.store = p_store AND m.locked_by = p_consumer
+        WHERE m.id = ANY(p_ids) AND (m.store = p_store) IS TRUE AND m.locked_by = p_consumer
           AND coalesce(m.headers ->> p_correlation_header, m.group_key) IS NOT NULL
           AND depot.sequence_number(m.headers, p_sequence_header) IS NOT NULL
         RETURNING coalesce(m.headers ->> p_correlation_header, m.group_key) AS key, m.seq, m.id, m.payload, m.headers, m.content_type
