@@ -724,6 +724,8 @@ DECLARE
     v_types text[];
     v_ids uuid[];
     v_groups text[];
+    v_restart text[];
+    v_recount text[];
     v_bad text;
     g record;
 BEGIN
@@ -753,15 +755,40 @@ BEGIN
         PERFORM depot.group_check(p_store, v_bad);
     END IF;
     PERFORM depot.hold_store(p_store);  -- names an undeclared store, as storing a message does
-    -- Each group created, or locked, in key order.
-    INSERT INTO depot.message_groups AS m (store, group_key)
-    SELECT p_store, k FROM unnest(v_groups) AS k ORDER BY k
-    ON CONFLICT (store, group_key) DO UPDATE SET size = m.size;
-    -- A completed group starts again (the aggregator's 'new_group').
-    WITH done AS (
-        DELETE FROM depot.message_groups m WHERE m.store = p_store AND m.group_key = ANY(v_groups) AND m.complete RETURNING m.group_key
+    -- Each group created, or locked and grown, in key order, by one upsert: its size grows by its
+    -- members in the batch, its condition becomes the largest count a member's p_count_header
+    -- carries (a count that is not a plain number is ignored rather than failing the batch).
+    WITH counted AS (
+        SELECT u.key,
+               count(*) AS n,
+               max(CASE WHEN p_count_header IS NOT NULL AND u.headers ->> p_count_header ~ '^[0-9]{1,18}$'
+                        THEN (u.headers ->> p_count_header)::bigint END)::text AS count
+        FROM unnest(v_keys, v_headers) AS u (key, headers)
+        GROUP BY u.key
+    ),
+    grown AS (
+        INSERT INTO depot.message_groups AS m (store, group_key, size, condition)
+        SELECT p_store, c.key, c.n, c.count FROM counted c ORDER BY c.key
+        ON CONFLICT (store, group_key) DO UPDATE
+        SET size = m.size + EXCLUDED.size, condition = coalesce(EXCLUDED.condition, m.condition), updated_at = now()
+        WHERE NOT m.complete
+        RETURNING m.group_key
     )
-    INSERT INTO depot.message_groups (store, group_key) SELECT p_store, d.group_key FROM done d ORDER BY d.group_key;
+    SELECT array_agg(c.key ORDER BY c.key) INTO v_restart FROM counted c WHERE c.key NOT IN (SELECT g.group_key FROM grown g);
+    -- A completed group (locked by the upsert, not grown) starts again: the aggregator's 'new_group'.
+    IF v_restart IS NOT NULL THEN
+        DELETE FROM depot.message_groups m WHERE m.store = p_store AND m.group_key = ANY(v_restart);
+        INSERT INTO depot.message_groups (store, group_key, size, condition)
+        SELECT p_store, u.key, count(*),
+               max(CASE WHEN p_count_header IS NOT NULL AND u.headers ->> p_count_header ~ '^[0-9]{1,18}$'
+                        THEN (u.headers ->> p_count_header)::bigint END)::text
+        FROM unnest(v_keys, v_headers) AS u (key, headers)
+        WHERE u.key = ANY(v_restart)
+        GROUP BY u.key ORDER BY u.key;
+    END IF;
+    -- The members, in their groups' key order and the store's order within a group. A group
+    -- where a member was not inserted (its id is in a group already: counted above, not added)
+    -- gets its size counted again.
     WITH added AS (
         INSERT INTO depot.group_messages AS m (store, group_key, id, payload, headers, content_type)
         SELECT p_store, u.key, u.id, u.payload, coalesce(u.headers, '{}'), u.content_type
@@ -770,22 +797,19 @@ BEGIN
         ON CONFLICT (store, id) DO NOTHING
         RETURNING m.group_key
     ),
-    counts AS (
-        SELECT a.group_key, count(*) AS n FROM added a GROUP BY a.group_key
+    expected AS (
+        SELECT u.key, count(*) AS n FROM unnest(v_keys) AS u (key) GROUP BY u.key
     ),
-    markers AS (
-        -- A count that is not a plain number is ignored rather than failing the batch.
-        SELECT u.key, max((u.headers ->> p_count_header)::bigint)::text AS count
-        FROM unnest(v_keys, v_headers) AS u (key, headers)
-        WHERE p_count_header IS NOT NULL AND u.headers ->> p_count_header ~ '^[0-9]{1,18}$'
-        GROUP BY u.key
+    actual AS (
+        SELECT a.group_key, count(*) AS n FROM added a GROUP BY a.group_key
     )
-    UPDATE depot.message_groups m
-    SET size = m.size + coalesce(c.n, 0), condition = coalesce(k.count, m.condition), updated_at = now()
-    FROM unnest(v_groups) AS touched (key)
-    LEFT JOIN counts c ON c.group_key = touched.key
-    LEFT JOIN markers k ON k.key = touched.key
-    WHERE m.store = p_store AND m.group_key = touched.key;
+    SELECT array_agg(e.key) INTO v_recount FROM expected e LEFT JOIN actual a ON a.group_key = e.key
+    WHERE e.n <> coalesce(a.n, 0);
+    IF v_recount IS NOT NULL THEN
+        UPDATE depot.message_groups m
+        SET size = (SELECT count(*) FROM depot.group_messages x WHERE x.store = p_store AND x.group_key = m.group_key)
+        WHERE m.store = p_store AND m.group_key = ANY(v_recount);
+    END IF;
     FOR g IN
         SELECT m.group_key AS key, m.size FROM depot.message_groups m
         WHERE m.store = p_store AND m.group_key = ANY(v_groups)
