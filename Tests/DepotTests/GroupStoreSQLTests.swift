@@ -51,6 +51,43 @@ struct GroupStoreSQLTests {
         #expect(try await store.groupCounts() == GroupCounts(groups: 0, messages: 0))
     }
 
+    @Test("depot.group_aggregate on one batch: a completed group starts again, a member already in a group is not counted twice, an end marker's count becomes the condition, a full group is released")
+    func aggregateBatch() async throws {
+        let (store, pool) = try await Self.store()
+        let target = try await TestDatabase.declareStore(on: pool)
+        let known = UUID()
+        _ = try await store.addToGroup("done", [OutgoingMessage(text: "old-1"), OutgoingMessage(text: "old-2")])
+        _ = try await pool.query("SELECT depot.group_complete(\(store.name), 'done')")
+        var repeated = OutgoingMessage(text: "first")
+        repeated.id = known
+        _ = try await store.addToGroup("dup", [repeated])
+        func part(_ group: String, _ text: String, id: UUID = UUID(), count: String? = nil) -> OutgoingMessage {
+            var message = OutgoingMessage(text: text)
+            message.id = id
+            message.headers["Order"] = group
+            message.headers["Count"] = count
+            return message
+        }
+        _ = try await store.store([part("done", "n-1"), part("marked", "m-1", count: "3"), part("dup", "again", id: known),
+                                   part("full", "f-1"), part("full", "f-2"), part("marked", "m-2")])
+        let claimed = try await store.claim(limit: 10, consumer: "c", lease: .seconds(30))
+        #expect(claimed.count == 6)
+        let released = try await pool.query("""
+            SELECT group_key, released_size FROM depot.group_aggregate(\(store.name), 'c', \(claimed.map(\.id)), 'Order', 2, \(target), 'Count')
+            """).map { try $0.decode((String, Int).self) }
+        #expect(released.map { "\($0.0) \($0.1)" } == ["full 2"], "only full reached 2 (marked waits for its count of 3)")
+        let groups = try await pool.query("""
+            SELECT g.group_key, g.size, g.condition, g.complete, (SELECT count(*) FROM depot.group_messages m
+                WHERE m.store = g.store AND m.group_key = g.group_key)
+            FROM depot.message_groups g WHERE g.store = \(store.name) ORDER BY g.group_key
+            """).map { try $0.decode((String, Int, String?, Bool, Int).self) }
+        #expect(groups.map { "\($0.0) \($0.1) \($0.2 ?? "-") \($0.3) \($0.4)" } == ["done 1 - false 1", "dup 1 - false 1", "marked 2 3 false 2"])
+        #expect(try await store.groupPage("done", after: 0, limit: 10).map { String(decoding: $0.payload, as: UTF8.self) } == ["n-1"])
+        #expect(try await pool.query("SELECT count(*) FROM depot.messages WHERE store = \(store.name)").first?.decode(at: 0, as: Int.self) == 0)
+        let aggregate = try await pool.query("SELECT convert_from(payload, 'UTF8') FROM depot.messages WHERE store = \(target)")
+        #expect(try aggregate.first?.decode(at: 0, as: String.self) == "[\"f-1\", \"f-2\"]")
+    }
+
     @Test("depot.group_expire removes and returns the groups older than the timeout, at most limit at a time")
     func sqlExpiry() async throws {
         let (store, pool) = try await Self.store()

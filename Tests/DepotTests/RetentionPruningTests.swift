@@ -4,8 +4,8 @@ import Postgres
 import Testing
 import TestSupport
 
-/// Nodes prune what outlives its use, for as long as depot.settings says (migration 0009).
-@Suite("Pruning expired idempotency keys and dead nodes")
+/// Nodes prune what outlives its use, for as long as depot.settings says (migrations 0009 and 0022).
+@Suite("Pruning expired idempotency keys, dead nodes and sequence gaps")
 struct RetentionPruningTests {
     @Test("expired keys of delivered messages go; a key whose message waits, a recent key, and a retry within the retention stay")
     func idempotencyKeys() async throws {
@@ -59,6 +59,30 @@ struct RetentionPruningTests {
         #expect(try await RetentionPruning(pool: cluster.pool).runOnce().deadNodes == 1)
         let left = try await cluster.rows("SELECT name FROM depot.nodes ORDER BY name").map { try $0.decode(at: 0, as: String.self) }
         #expect(left == ["alive", "dead-a-minute"])
+    }
+
+    @Test("sequence gaps recorded longer than sequence_gap_retention ago go, oldest first a batch at a time; recent ones stay")
+    func sequenceGaps() async throws {
+        let cluster = try await Cluster.fresh()
+        // Three gaps of 8 days ago, one of 6 days ago, one of now.
+        try await cluster.sql("""
+            INSERT INTO depot.sequence_gaps (store, group_key, first_missing, last_missing, released_id, processor, recorded_at)
+            SELECT 'trades-in', 'g' || n, n, n, gen_random_uuid(), 'resequencer', now() - make_interval(days => d)
+            FROM (VALUES (1, 8), (2, 8), (3, 8), (4, 6), (5, 0)) AS v (n, d);
+            """)
+        let pruned = try await RetentionPruning(pool: cluster.pool, batch: 2).runOnce()
+        #expect(pruned == RetentionPruning.Counts(idempotencyKeys: 0, deadNodes: 0, sequenceGaps: 3))
+        let left = try await cluster.rows("SELECT group_key FROM depot.sequence_gaps ORDER BY group_key").map { try $0.decode(at: 0, as: String.self) }
+        #expect(left == ["g4", "g5"])
+
+        // The retention is a setting: 5 days takes the gap of 6 days ago too; it must be positive.
+        try await cluster.sql("UPDATE depot.settings SET sequence_gap_retention = interval '5 days'")
+        #expect(try await RetentionPruning(pool: cluster.pool).runOnce().sequenceGaps == 1)
+        #expect(try await cluster.integer("SELECT count(*) FROM depot.sequence_gaps") == 1)
+        let refused = await #expect(throws: PostgresError.self) {
+            try await cluster.sql("UPDATE depot.settings SET sequence_gap_retention = interval '-1 day'")
+        }
+        #expect(refused?.message.contains("sequence_gap_retention_positive") == true)
     }
 
     @Test("a running node prunes on its own, every pruneInterval")

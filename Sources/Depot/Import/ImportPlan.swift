@@ -96,6 +96,11 @@ public struct ImportedProcessor: Sendable, Equatable, Codable {
     /// MI's max.store.connection.attempts (-1 keeps trying) and store.connection.retry.interval.
     public var maxStoreConnectionAttempts: Int = -1
     public var storeConnectionRetryIntervalMs: Int = 1000
+    /// Resequencing (from a resequence message store): the header holding the sequence number,
+    /// the gap timeout, and the one correlation key of the whole store.
+    public var sequenceHeader: String = "Depot-Sequence-Number"
+    public var gapTimeoutMs: Int?
+    public var correlationKey: String?
     public var source: ImportSource
 
     public init(name: String, kind: String, store: String, source: ImportSource) {

@@ -22,7 +22,7 @@ extension ImportPlan {
             lines.append("    ON CONFLICT (name) DO UPDATE SET url = EXCLUDED.url, method = EXCLUDED.method, timeout_ms = EXCLUDED.timeout_ms;")
         }
         for p in processors {
-            let columns: [(String, String)] = [
+            var columns: [(String, String)] = [
                 ("name", literal(p.name)), ("kind", literal(p.kind)), ("store", literal(p.store)),
                 ("target_endpoint", literal(p.targetEndpoint)), ("target_store", literal(p.targetStore)), ("handler", literal(p.handler)),
                 ("interval_ms", String(p.intervalMs)), ("cron", literal(p.cron)), ("concurrency", String(p.concurrency)),
@@ -37,6 +37,11 @@ extension ImportPlan {
                 ("max_store_connection_attempts", String(p.maxStoreConnectionAttempts)),
                 ("store_connection_retry_interval_ms", String(p.storeConnectionRetryIntervalMs)),
             ]
+            if p.kind == "resequencing" {
+                columns.append(("sequence_header", literal(p.sequenceHeader)))
+                columns.append(("gap_timeout_ms", p.gapTimeoutMs.map(String.init) ?? "NULL"))
+                columns.append(("correlation_key", literal(p.correlationKey)))
+            }
             lines.append(source(p.source))
             lines.append("INSERT INTO depot.processors (\(columns.map(\.0).joined(separator: ", ")))")
             lines.append("    VALUES (\(columns.map(\.1).joined(separator: ", ")))")

@@ -8,6 +8,9 @@ public struct SynapseParameter: Sendable, Equatable {
     public var name: String
     public var value: String
     public var location: XMLSourceLocation
+    /// The `expression` attribute, which some parameters hold instead of text (a resequence
+    /// store's `store.resequence.id.path`); nil when absent.
+    public var expression: String? = nil
 }
 
 /// A `<messageStore name class>` definition.
@@ -121,7 +124,7 @@ public struct SynapseConfiguration: Sendable, Equatable {
         for child in element.children {
             let location = XMLSourceLocation(file: file, line: child.line)
             if child.name == "parameter", let name = child.attributes["name"] {
-                found.append(SynapseParameter(name: name, value: child.text, location: location))
+                found.append(SynapseParameter(name: name, value: child.text, location: location, expression: child.attributes["expression"]))
             } else if child.name == "description" {
                 continue
             } else {

@@ -86,13 +86,14 @@ public struct SynapseImport: Sendable {
         INSERT INTO depot.processors (name, kind, store, target_endpoint, target_store, handler, interval_ms, cron, concurrency,
                                       retry_interval_ms, max_delivery_attempts, max_delivery_drop, fail_store, non_retry_status_codes,
                                       reply_handler, fault_handler, deactivate_handler, is_active, member_count, pinned_servers,
-                                      rate_limit, in_order, max_store_connection_attempts, store_connection_retry_interval_ms)
+                                      rate_limit, in_order, max_store_connection_attempts, store_connection_retry_interval_ms,
+                                      sequence_header, gap_timeout_ms, correlation_key)
         VALUES (\(p.name), \(p.kind), \(p.store), \(p.targetEndpoint), \(p.targetStore), \(p.handler), \(Int32(clamping: p.intervalMs)),
                 \(p.cron), \(Int32(clamping: p.concurrency)), \(Int32(clamping: p.retryIntervalMs)), \(Int32(clamping: p.maxDeliveryAttempts)),
                 \(p.maxDeliveryDrop), \(p.failStore), \(p.nonRetryStatusCodes.map { Int32(clamping: $0) }), \(p.replyHandler),
                 \(p.faultHandler), \(p.deactivateHandler), \(p.isActive), \(Int32(clamping: p.memberCount)), \(p.pinnedServers),
                 \(p.rateLimit), \(p.inOrder), \(Int32(clamping: p.maxStoreConnectionAttempts)),
-                \(Int32(clamping: p.storeConnectionRetryIntervalMs)))
+                \(Int32(clamping: p.storeConnectionRetryIntervalMs)), \(p.sequenceHeader), \(p.gapTimeoutMs), \(p.correlationKey))
         ON CONFLICT (name) DO UPDATE SET
             kind = EXCLUDED.kind, store = EXCLUDED.store, target_endpoint = EXCLUDED.target_endpoint,
             target_store = EXCLUDED.target_store, handler = EXCLUDED.handler, interval_ms = EXCLUDED.interval_ms,
@@ -104,7 +105,9 @@ public struct SynapseImport: Sendable {
             member_count = EXCLUDED.member_count, pinned_servers = EXCLUDED.pinned_servers,
             rate_limit = EXCLUDED.rate_limit, in_order = EXCLUDED.in_order,
             max_store_connection_attempts = EXCLUDED.max_store_connection_attempts,
-            store_connection_retry_interval_ms = EXCLUDED.store_connection_retry_interval_ms
+            store_connection_retry_interval_ms = EXCLUDED.store_connection_retry_interval_ms,
+            sequence_header = EXCLUDED.sequence_header, gap_timeout_ms = EXCLUDED.gap_timeout_ms,
+            correlation_key = EXCLUDED.correlation_key
         RETURNING (xmax = 0)
         """
     }

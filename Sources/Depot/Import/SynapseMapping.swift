@@ -22,11 +22,14 @@ public enum SynapseMapping {
         var plan = ImportPlan()
         plan.notes = configuration.notes
         for store in configuration.stores { if let row = map(store, into: &plan) { plan.stores.append(row) } }
+        let resequenced = configuration.stores.filter { $0.className == ResequenceStore.className }
+        for store in resequenced { ResequenceStore.map(store, into: &plan) }
         for endpoint in configuration.endpoints { if let row = map(endpoint, into: &plan) { plan.endpoints.append(row) } }
         let handlers = SequenceHandlers(sequences: configuration.sequences)
         for processor in configuration.processors {
             if let row = ProcessorMapping.map(processor, handlers: handlers, into: &plan) { plan.processors.append(row) }
         }
+        ResequenceStore.repoint(&plan, stores: Set(resequenced.map(\.name)))
         ProcessorMapping.settleOrder(&plan)
         // Only rows that would be written can collide: a definition that is not imported takes no name.
         rejectDuplicates(plan.stores.map { ($0.name, $0.source.location) }, "messageStore", into: &plan)
@@ -82,9 +85,10 @@ public enum SynapseMapping {
                 row.failoverStore = parameter.value.isEmpty ? nil : parameter.value
             case "store.producer.guaranteed.delivery.enable":
                 if let value = Values.bool(parameter, subject, into: &plan) { row.guaranteedDelivery = value }
+            case let name where name.hasPrefix("store.resequence.") && className == ResequenceStore.className:
+                continue  // ResequenceStore maps them to the resequencing processor.
             case let name where name.hasPrefix("store.resequence."):
-                plan.notes.append(ImportNote(.warning, parameter.location, subject,
-                                             "not mapped: Depot does not resequence by a message path; give messages a group key to keep their order"))
+                plan.notes.append(ImportNote(.warning, parameter.location, subject, "not mapped: only a resequence message store resequences"))
             case let name where brokerParameterPrefixes.contains(where: name.hasPrefix):
                 plan.notes.append(ImportNote(.note, parameter.location, subject, "not mapped: Depot keeps every store in its own PostgreSQL"))
             default:

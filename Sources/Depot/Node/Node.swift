@@ -104,7 +104,7 @@ public actor Node {
         let pruning = RetentionPruning(pool: pool)
         services.append(PeriodicService(
             name: "pruning",
-            loop: PeriodicLoop(work: "retention pruning (expired idempotency keys, dead nodes)", node: name,
+            loop: PeriodicLoop(work: "retention pruning (expired idempotency keys, dead nodes, old sequence gaps)", node: name,
                                interval: configuration.pruneInterval, waitsFirst: true),
             registered: registered) { _ = try await pruning.runOnce() })
         return services + [supervisor] + extra

@@ -123,13 +123,13 @@ actor ProcessorSupervisor: Service {
     /// Wakes the idle members of every processor consuming `store`, and the HTTP claims waiting for it.
     func wake(store: String) {
         arrivals.announce(store)
-        for (_, entry) in running where entry.runtime.definition.store == store { entry.runtime.work.wake() }
+        for (_, entry) in running { entry.runtime.wake(store: store) }
     }
 
     /// Wakes every member and every waiting HTTP claim (notifications may have been missed).
     func wakeAll() {
         arrivals.announceAll()
-        for (_, entry) in running { entry.runtime.work.wake() }
+        for (_, entry) in running { entry.runtime.wakeAll() }
     }
 
     private func contextMaker(_ processor: String) -> @Sendable (Message) -> HandlerContext {

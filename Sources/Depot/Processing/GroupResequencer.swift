@@ -13,6 +13,9 @@ struct GroupResequencer: GroupStep {
     let target: PostgresStore
     /// The header that correlates messages; nil = the message's group key.
     let correlationHeader: String?
+    /// One key for every message (`correlation_key`), in place of the header: the whole store
+    /// is one sequence.
+    let correlationKey: String?
     /// The header holding each message's sequence number, 1 and up.
     let sequenceHeader: String
     /// A message held this long behind a missing number goes out, the gap skipped; nil = never.
@@ -35,13 +38,14 @@ struct GroupResequencer: GroupStep {
         self.source = source
         self.target = target
         correlationHeader = definition.correlationHeader
+        correlationKey = definition.correlationKey
         self.sequenceHeader = sequenceHeader
         gapTimeoutMilliseconds = definition.gapTimeoutMilliseconds
     }
 
     /// The group `message` belongs to, if it has one.
     func key(of message: Message) -> String? {
-        correlationHeader.map { message.headers[$0] } ?? message.groupKey
+        correlationKey ?? correlationHeader.map { message.headers[$0] } ?? message.groupKey
     }
 
     /// The message's sequence number: its header as a plain decimal from 1 up, at most 18 digits
@@ -60,10 +64,26 @@ struct GroupResequencer: GroupStep {
     func absorb(_ batch: [Message], consumer: String, node: String, metrics: NodeMetrics) async throws -> [UUID] {
         let placeable = batch.filter { key(of: $0) != nil && sequenceNumber(of: $0) != nil }
         if !placeable.isEmpty {
-            let rows = try await source.pool.query("""
+            let statement: SQL = """
                 SELECT group_key, released, dead_lettered, gaps FROM depot.group_resequence(\(source.name), \(consumer),
                     \(placeable.map(\.id)), \(correlationHeader), \(sequenceHeader), \(gapTimeoutMilliseconds), \(target.name), \(processor))
-                """)
+                """
+            let rows: Rows
+            if let correlationKey {
+                // The fixed key becomes the messages' group key, which group_resequence correlates
+                // by when there is no header, in the transaction that places them. Found by id
+                // alone: the store as an index condition made the planner read the store's whole
+                // claim index (see migration 0022).
+                rows = try await source.pool.withTransaction { connection in
+                    try await connection.query("""
+                        UPDATE depot.messages SET group_key = \(correlationKey)
+                        WHERE id = ANY(\(placeable.map(\.id))) AND (store = \(source.name)) IS TRUE AND locked_by = \(consumer)
+                        """)
+                    return try await connection.query(statement)
+                }
+            } else {
+                rows = try await source.pool.query(statement)
+            }
             try record(rows, node: node, metrics: metrics)
         }
         let missingKey = correlationHeader.map { "header \"\($0)\"" } ?? "a group key"

@@ -13,15 +13,17 @@ protocol GroupStep: Sendable {
 }
 
 extension GroupStep {
-    /// The source and target of a group processor as PostgreSQL stores of one database: its
-    /// groups and the statements that release them live there. `kind` names the processor in the
+    /// The source and target (the target store, or the hand-off store of a processor sending to
+    /// an endpoint) of a group processor as PostgreSQL stores of one database: its groups and
+    /// the statements that release them live there. `kind` names the processor in the
     /// error ("an aggregating processor").
     static func postgresStores(_ definition: ProcessorDefinition, source: any MessageStore, target: any MessageStore,
                                kind: String) throws -> (PostgresStore, PostgresStore) {
         guard let source = source as? PostgresStore, let target = target as? PostgresStore,
               source.pool === target.pool || source.pool.configuration.connectionString == target.pool.configuration.connectionString else {
-            throw PlanProblem("\(kind) keeps its groups in PostgreSQL: store \"\(definition.store)\" and target_store "
-                              + "\"\(definition.targetStore ?? "")\" must both be postgres stores of this database")
+            let targetColumn = definition.handoffStore == nil ? "target_store" : "its hand-off store"
+            throw PlanProblem("\(kind) keeps its groups in PostgreSQL: store \"\(definition.store)\" and \(targetColumn) "
+                              + "\"\(target.name)\" must both be postgres stores of this database")
         }
         return (source, target)
     }

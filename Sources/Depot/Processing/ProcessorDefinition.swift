@@ -8,12 +8,12 @@ public enum ProcessorKind: String, Sendable, Codable, CaseIterable {
     case sampling
     /// Moves each message into `targetStore`.
     case failoverForwarding = "failover-forwarding"
-    /// Gathers messages into correlation groups and sends each full group to `targetStore` as
-    /// one message (Spring's aggregator, released by size).
+    /// Gathers messages into correlation groups and sends each full group as one message to
+    /// `targetStore`, or to `targetEndpoint` through its hand-off store (Spring's aggregator).
     case aggregating
-    /// Lets each correlation group's messages into `targetStore` in the order of their
-    /// `sequenceHeader` numbers, holding early ones until the gap fills or `gapTimeoutMilliseconds`
-    /// passes (Spring's resequencer).
+    /// Lets each correlation group's messages into `targetStore` (or to `targetEndpoint` through
+    /// its hand-off store) in the order of their `sequenceHeader` numbers, holding early ones
+    /// until the gap fills or `gapTimeoutMilliseconds` passes (Spring's resequencer).
     case resequencing
 }
 
@@ -84,6 +84,9 @@ public struct ProcessorDefinition: Sendable, Equatable, Codable {
     public var releaseSize: Int?
     /// Aggregating and resequencing: the header whose value correlates messages; nil = the message's group key.
     public var correlationHeader: String?
+    /// Resequencing: one fixed correlation key for every message, in place of
+    /// `correlationHeader`: the whole store is one sequence (Synapse's resequence store). Default nil.
+    public var correlationKey: String?
     /// Aggregating: the header whose value, on any member, is the group's full size (an end
     /// marker); it wins over `releaseSize` for that group. Default nil.
     public var releaseCountHeader: String?
@@ -108,6 +111,19 @@ public struct ProcessorDefinition: Sendable, Equatable, Codable {
         self.kind = kind
         self.store = store
     }
+
+    /// An aggregating or resequencing processor with a `targetEndpoint` releases into this store
+    /// (the release commits with the removal of its members, exactly once) and then delivers from
+    /// it to the endpoint under the forwarding rules (at least once). The database declares it
+    /// when the row is written (migration 0022). Nil for every other row.
+    public var handoffStore: String? {
+        guard kind == .aggregating || kind == .resequencing, targetEndpoint != nil else { return nil }
+        return Self.handoffStore(of: name)
+    }
+
+    /// The hand-off store of processor `name`: the name and "/handoff" (processor names hold no
+    /// "/", so no other processor's store is named so); `depot.processor_handoff_store` in SQL.
+    public static func handoffStore(of name: String) -> String { name + "/handoff" }
 
     /// Whether node `node` should run this processor.
     public func runs(on node: String) -> Bool {

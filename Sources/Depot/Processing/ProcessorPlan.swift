@@ -16,6 +16,21 @@ struct ProcessorPlan: Sendable {
     let cron: CronSchedule?
     /// Set for an aggregating or resequencing processor: its members hand each claimed batch to it.
     var groupStep: (any GroupStep)? = nil
+    /// Set for a group processor with a target endpoint: the store its releases go into, which
+    /// `handoffDelivery` empties into the endpoint.
+    var handoff: (any MessageStore)? = nil
+
+    /// The forwarding half of a group processor that sends to an endpoint: the same row (name,
+    /// members, batch, pacing, retry, drop, fail store, handlers), as a forwarding processor from
+    /// the hand-off store to `target`. Its deactivation and counts are the row's.
+    var handoffDelivery: ProcessorPlan? {
+        guard let handoff, definition.targetEndpoint != nil else { return nil }
+        var forwarding = definition
+        forwarding.kind = .forwarding
+        forwarding.store = handoff.name
+        return ProcessorPlan(definition: forwarding, endpoints: endpoints, source: handoff, target: target, failStore: failStore,
+                             replyHandler: replyHandler, faultHandler: faultHandler, deactivateHandler: deactivateHandler, cron: cron)
+    }
 
     /// What decides whether a running processor must restart: its row and its endpoints.
     var fingerprint: Fingerprint { Fingerprint(definition: definition, endpoints: endpoints) }
@@ -69,8 +84,15 @@ struct ProcessorPlan: Sendable {
             guard let name = definition.targetStore else { throw PlanProblem("target_store is required for a failover-forwarding processor") }
             target = StoreTarget(store: try store(name, column: "target_store"))
         case .aggregating, .resequencing:
-            guard let name = definition.targetStore else { throw PlanProblem("target_store is required for \(definition.kind == .aggregating ? "an" : "a") \(definition.kind.rawValue) processor") }
-            target = StoreTarget(store: try store(name, column: "target_store"))
+            if let name = definition.targetEndpoint {
+                let found = try endpoint(name, column: "target_endpoint")
+                used.append(found)
+                target = EndpointTarget(endpoint: found, client: client, nonRetryStatusCodes: Set(definition.nonRetryStatusCodes))
+            } else if let name = definition.targetStore {
+                target = StoreTarget(store: try store(name, column: "target_store"))
+            } else {
+                throw PlanProblem("target_store or target_endpoint is required for \(definition.kind == .aggregating ? "an" : "a") \(definition.kind.rawValue) processor")
+            }
         }
         var plan = ProcessorPlan(
             definition: definition, endpoints: used, source: try store(definition.store, column: "store"), target: target,
@@ -79,11 +101,15 @@ struct ProcessorPlan: Sendable {
             faultHandler: try handler(definition.faultHandler, column: "fault_handler"),
             deactivateHandler: try handler(definition.deactivateHandler, column: "deactivate_handler"),
             cron: cron)
+        // A group processor releases into its target store, or into its hand-off store when it
+        // sends to an endpoint.
+        plan.handoff = try definition.handoffStore.map { try store($0, column: "target_endpoint's hand-off store") }
+        let releaseTarget = plan.handoff ?? (target as? StoreTarget)?.store
         switch definition.kind {
         case .aggregating:
-            plan.groupStep = try GroupAggregator(definition: definition, source: plan.source, target: (target as! StoreTarget).store)
+            plan.groupStep = try GroupAggregator(definition: definition, source: plan.source, target: releaseTarget!)
         case .resequencing:
-            plan.groupStep = try GroupResequencer(definition: definition, source: plan.source, target: (target as! StoreTarget).store)
+            plan.groupStep = try GroupResequencer(definition: definition, source: plan.source, target: releaseTarget!)
         case .forwarding, .sampling, .failoverForwarding:
             break
         }

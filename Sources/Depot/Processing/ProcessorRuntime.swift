@@ -2,7 +2,9 @@ import DepotHTTP
 import Foundation
 
 /// One processor running on this node: `member_count` members, each a loop of
-/// pace → claim (up to the batch) → deliver → settle (ack, retry, drop or deactivate).
+/// pace → claim (up to the batch) → deliver → settle (ack, retry, drop or deactivate). A group
+/// processor sending to an endpoint also runs its forwarding half (`handoffDelivery`): started,
+/// stopped and deactivated with it.
 final class ProcessorRuntime: @unchecked Sendable {
     let plan: ProcessorPlan
     let node: String
@@ -24,12 +26,32 @@ final class ProcessorRuntime: @unchecked Sendable {
     private let pace: ClusterPace?
     private let lock = NSLock()
     private var stopping = false
+    /// The forwarding half of a group processor with a target endpoint: delivers from the
+    /// hand-off store to the endpoint under the row's rules.
+    private let handoffDelivery: ProcessorRuntime?
+    /// Set on a forwarding half: the runtime it belongs to, stopped with it.
+    private weak var owner: ProcessorRuntime?
+    /// Names the members in their leases (`node/processor/member`; a forwarding half's
+    /// `node/processor/handoff/member`).
+    private let memberLabel: String
 
     var definition: ProcessorDefinition { plan.definition }
     var isStopping: Bool { lock.withLock { stopping } }
 
-    init(plan: ProcessorPlan, node: String, lease: Duration, idlePoll: Duration, claimConcurrency: Int = 3, catalog: ProcessorCatalog,
-         metrics: NodeMetrics = NodeMetrics(), context: @escaping @Sendable (Message) -> HandlerContext) {
+    convenience init(plan: ProcessorPlan, node: String, lease: Duration, idlePoll: Duration, claimConcurrency: Int = 3,
+                     catalog: ProcessorCatalog, metrics: NodeMetrics = NodeMetrics(),
+                     context: @escaping @Sendable (Message) -> HandlerContext) {
+        self.init(plan: plan, node: node, lease: lease, idlePoll: idlePoll, claimConcurrency: claimConcurrency, catalog: catalog,
+                  metrics: metrics, context: context, memberLabel: plan.definition.name)
+    }
+
+    private init(plan: ProcessorPlan, node: String, lease: Duration, idlePoll: Duration, claimConcurrency: Int, catalog: ProcessorCatalog,
+                 metrics: NodeMetrics, context: @escaping @Sendable (Message) -> HandlerContext, memberLabel: String) {
+        handoffDelivery = plan.handoffDelivery.map {
+            ProcessorRuntime(plan: $0, node: node, lease: lease, idlePoll: idlePoll, claimConcurrency: claimConcurrency, catalog: catalog,
+                             metrics: metrics, context: context, memberLabel: "\(plan.definition.name)/handoff")
+        }
+        self.memberLabel = memberLabel
         claims = StatementGate(limit: claimConcurrency)
         pace = plan.definition.rateLimit == nil ? nil : ClusterPace(processor: plan.definition.name, pool: catalog.pool)
         self.metrics = metrics
@@ -39,15 +61,30 @@ final class ProcessorRuntime: @unchecked Sendable {
         self.idlePoll = idlePoll
         self.catalog = catalog
         self.context = context
+        handoffDelivery?.owner = self
     }
 
-    /// Runs every member until `stop()`; each member finishes or releases what it holds first.
+    /// Runs every member (and the forwarding half's) until `stop()`; each member finishes or
+    /// releases what it holds first.
     func run() async {
         await withTaskGroup(of: Void.self) { group in
             for member in 0..<definition.memberCount {
-                group.addTask { await self.runMember(consumer: "\(self.node)/\(self.definition.name)/\(member)") }
+                group.addTask { await self.runMember(consumer: "\(self.node)/\(self.memberLabel)/\(member)") }
             }
+            if let handoffDelivery { group.addTask { await handoffDelivery.run() } }
         }
+    }
+
+    /// Wakes the idle members that consume `store` (this processor's, or its forwarding half's).
+    func wake(store: String) {
+        if plan.source.name == store { work.wake() }
+        handoffDelivery?.wake(store: store)
+    }
+
+    /// Wakes every idle member (notifications may have been missed).
+    func wakeAll() {
+        work.wake()
+        handoffDelivery?.wakeAll()
     }
 
     /// How long an idle member waits before looking again: an in-order member whose head waits
@@ -59,7 +96,7 @@ final class ProcessorRuntime: @unchecked Sendable {
 
     /// Set once the processor gave up reaching the database; the node then leaves it stopped
     /// until its row is deactivated (written by `giveUp` once the database answers).
-    var gaveUp: Bool { lock.withLock { deactivation != nil } }
+    var gaveUp: Bool { lock.withLock { deactivation != nil } || handoffDelivery?.gaveUp == true }
     private var deactivation: Task<Void, Never>?
 
     /// Stops the processor and deactivates its row with `reason`, trying every retry interval
@@ -79,11 +116,18 @@ final class ProcessorRuntime: @unchecked Sendable {
         stop()
     }
 
-    /// Stops claiming; members deliver what they are delivering and release the rest.
+    /// Stops claiming; members deliver what they are delivering and release the rest. A
+    /// processor and its forwarding half stop together, whichever is told.
     func stop() {
-        lock.withLock { stopping = true }
+        let already = lock.withLock {
+            defer { stopping = true }
+            return stopping
+        }
+        if already { return }
         work.close()
         stopSignal.close()
+        handoffDelivery?.stop()
+        owner?.stop()
     }
 
     // MARK: - The member loop

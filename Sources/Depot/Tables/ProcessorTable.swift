@@ -12,7 +12,7 @@ enum ProcessorTable {
         member_count, pinned_servers, rate_limit, in_order, max_store_connection_attempts,
         store_connection_retry_interval_ms, release_size, correlation_header,
         release_count_header, group_timeout_ms, group_timeout_from, group_timeout_action,
-        sequence_header, gap_timeout_ms, output_format
+        sequence_header, gap_timeout_ms, output_format, correlation_key
         """
 
     static let processorList: SQL = "SELECT \(columns) FROM depot.processors ORDER BY name"
@@ -29,7 +29,7 @@ enum ProcessorTable {
                 \(p.inOrder), \(Int32(clamping: p.maxStoreConnectionAttempts)), \(Int32(clamping: p.storeConnectionRetryIntervalMilliseconds)),
                 \(p.releaseSize.map { Int32(clamping: $0) }), \(p.correlationHeader), \(p.releaseCountHeader),
                 \(p.groupTimeoutMilliseconds), \(p.groupTimeoutFromLast ? "last" : "first"), \(p.groupTimeoutAction.rawValue),
-                \(p.sequenceHeader), \(p.gapTimeoutMilliseconds), \(p.outputFormat.rawValue))
+                \(p.sequenceHeader), \(p.gapTimeoutMilliseconds), \(p.outputFormat.rawValue), \(p.correlationKey))
         """
     }
 
@@ -105,6 +105,7 @@ enum ProcessorTable {
         definition.groupTimeoutAction = timeoutAction
         definition.sequenceHeader = try row.decode("sequence_header")
         definition.gapTimeoutMilliseconds = try row.decode("gap_timeout_ms")
+        definition.correlationKey = try row.decode("correlation_key")
         let format: String = try row.decode("output_format")
         guard let outputFormat = AggregateFormat(rawValue: format) else {
             throw StoreError(.invalidArgument, "processor output_format \"\(format)\" is unknown")
