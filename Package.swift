@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "Depot", targets: ["Depot"]),
         .library(name: "DepotConformance", targets: ["DepotConformance"]),
         .library(name: "DepotHTTP", targets: ["DepotHTTP"]),
+        .library(name: "DepotSynapse", targets: ["DepotSynapse"]),
         .executable(name: "depot", targets: ["depot"]),
     ],
     targets: [
@@ -33,10 +34,12 @@ let package = Package(
             resources: [.embedInCode("Schema/migrations")]
         ),
         .target(name: "DepotConformance", dependencies: ["Depot"]),
-        .executableTarget(name: "depot", dependencies: ["Depot", "DepotHTTP", "DepotProcess", "Postgres"]),
+        // Synapse / WSO2 MI import: an adapter that writes Depot's rows, not a layer of the flow.
+        .target(name: "DepotSynapse", dependencies: ["Depot", "Postgres"]),
+        .executableTarget(name: "depot", dependencies: ["Depot", "DepotHTTP", "DepotProcess", "DepotSynapse", "Postgres"]),
         .target(name: "TestSupport", dependencies: ["Depot", "DepotHTTP", "DepotProcess", "Postgres"], path: "Tests/TestSupport"),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
-        .testTarget(name: "DepotTests", dependencies: ["Depot", "DepotConformance", "DepotHTTP", "Postgres", "TestSupport", "depot"]),
+        .testTarget(name: "DepotTests", dependencies: ["Depot", "DepotConformance", "DepotHTTP", "DepotSynapse", "Postgres", "TestSupport", "depot"]),
         .testTarget(name: "DepotHTTPTests", dependencies: ["DepotHTTP", "TestSupport"]),
     ]
 )

@@ -1,4 +1,5 @@
 import Depot
+import DepotSynapse
 import Foundation
 import Postgres
 import Testing

@@ -1,5 +1,6 @@
 import Depot
 import DepotHTTP
+import DepotSynapse
 import Foundation
 import Postgres
 import Testing

@@ -1,3 +1,4 @@
+import Depot
 import Foundation
 
 /// The Synapse namespace; elements in it, or in none, are read as Synapse configuration.

@@ -1,3 +1,4 @@
+import Depot
 import Foundation
 
 /// Synapse's resequence message store (`ResequenceMessageStore`) → a resequencing processor.

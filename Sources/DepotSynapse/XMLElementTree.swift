@@ -1,3 +1,4 @@
+import Depot
 import Foundation
 #if canImport(FoundationXML)
 import FoundationXML

@@ -1,3 +1,4 @@
+import Depot
 import Foundation
 
 /// MI's `throttle` (on or off) and `throttle.interval` (milliseconds between two messages) → a

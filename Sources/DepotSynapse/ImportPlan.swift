@@ -1,3 +1,4 @@
+import Depot
 import Foundation
 
 /// Where an imported definition was written: a file and the line of its element.

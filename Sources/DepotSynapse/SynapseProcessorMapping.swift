@@ -1,3 +1,4 @@
+import Depot
 import Foundation
 
 /// Message processors → `depot.processors` rows: the class gives the kind, attributes and

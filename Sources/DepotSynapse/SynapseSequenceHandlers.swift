@@ -1,3 +1,4 @@
+import Depot
 import Foundation
 
 /// Which handler a processor gets for a Synapse sequence it names. Depot runs no mediation: a

@@ -1,3 +1,4 @@
+import Depot
 import Foundation
 
 /// Turns Synapse definitions into Depot rows: stores, endpoints, processors, and a note for

@@ -1,3 +1,4 @@
+import Depot
 import Foundation
 
 /// Converts a Quartz cron expression (Synapse's `cronExpression`: seconds first, day-of-week 1 =
