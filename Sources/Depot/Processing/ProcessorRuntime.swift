@@ -53,7 +53,9 @@ final class ProcessorRuntime: @unchecked Sendable {
         }
         self.memberLabel = memberLabel
         claims = StatementGate(limit: claimConcurrency)
-        pace = plan.definition.rateLimit == nil ? nil : ClusterPace(processor: plan.definition.name, pool: catalog.pool)
+        // A group processor sending to an endpoint paces its deliveries, not its group step: the
+        // two would otherwise share the row's bucket, the claims of members taking the tokens.
+        pace = plan.definition.rateLimit == nil || handoffDelivery != nil ? nil : ClusterPace(processor: plan.definition.name, pool: catalog.pool)
         self.metrics = metrics
         self.plan = plan
         self.node = node
