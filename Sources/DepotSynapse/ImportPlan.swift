@@ -51,7 +51,7 @@ public struct ImportSource: Sendable, Equatable, Codable {
 /// A `depot.stores` row as the import writes it. Failover columns are set after every store exists.
 public struct ImportedStore: Sendable, Equatable, Codable {
     public var name: String
-    public var kind: String
+    public var kind: StoreKind
     public var failoverStore: String?
     public var guaranteedDelivery: Bool
     public var description: String?
@@ -67,48 +67,37 @@ public struct ImportedEndpoint: Sendable, Equatable, Codable {
     public var source: ImportSource
 }
 
-/// A `depot.processors` row as the import writes it: every column Synapse has a parameter for,
-/// with Synapse's defaults (which are Depot's). `batch_size` is left alone; Synapse has none.
+/// A `depot.processors` row as the import writes it: the one row type, `ProcessorDefinition`,
+/// with Synapse's defaults (which are Depot's), and where it came from. Its fields read through
+/// (`row.intervalMilliseconds`). The import writes the columns Synapse has a parameter for
+/// (`ProcessorTable.importedColumns`); the others (batch_size, the aggregator's) keep their values.
+@dynamicMemberLookup
 public struct ImportedProcessor: Sendable, Equatable, Codable {
-    public var name: String
-    public var kind: String
-    public var store: String
-    public var targetEndpoint: String?
-    public var targetStore: String?
-    public var handler: String?
-    public var intervalMs: Int = 1000
-    public var cron: String?
-    public var concurrency: Int = 1
-    public var retryIntervalMs: Int = 1000
-    public var maxDeliveryAttempts: Int = 4
-    public var maxDeliveryDrop: Bool = false
-    public var failStore: String?
-    public var nonRetryStatusCodes: [Int] = []
-    public var replyHandler: String?
-    public var faultHandler: String?
-    public var deactivateHandler: String?
-    public var isActive: Bool = true
-    public var memberCount: Int = 1
-    public var pinnedServers: [String] = []
-    /// Messages per second for the whole cluster, from `throttle` and `throttle.interval`.
-    public var rateLimit: Double?
-    /// MI's forwarding order: on for imported forwarding processors.
-    public var inOrder: Bool = false
-    /// MI's max.store.connection.attempts (-1 keeps trying) and store.connection.retry.interval.
-    public var maxStoreConnectionAttempts: Int = -1
-    public var storeConnectionRetryIntervalMs: Int = 1000
-    /// Resequencing (from a resequence message store): the header holding the sequence number,
-    /// the gap timeout, and the one correlation key of the whole store.
-    public var sequenceHeader: String = "Depot-Sequence-Number"
-    public var gapTimeoutMs: Int?
-    public var correlationKey: String?
+    public var row: ProcessorDefinition
     public var source: ImportSource
 
-    public init(name: String, kind: String, store: String, source: ImportSource) {
-        self.name = name
-        self.kind = kind
-        self.store = store
+    public init(name: String, kind: ProcessorKind, store: String, source: ImportSource) {
+        row = ProcessorDefinition(name: name, kind: kind, store: store)
         self.source = source
+    }
+
+    public subscript<T>(dynamicMember keyPath: WritableKeyPath<ProcessorDefinition, T>) -> T {
+        get { row[keyPath: keyPath] }
+        set { row[keyPath: keyPath] = newValue }
+    }
+
+    private enum CodingKeys: String, CodingKey { case source }
+
+    /// Flat, as the row's columns with `source` beside them.
+    public func encode(to encoder: Encoder) throws {
+        try row.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(source, forKey: .source)
+    }
+
+    public init(from decoder: Decoder) throws {
+        row = try ProcessorDefinition(from: decoder)
+        source = try decoder.container(keyedBy: CodingKeys.self).decode(ImportSource.self, forKey: .source)
     }
 }
 

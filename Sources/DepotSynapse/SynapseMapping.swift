@@ -6,12 +6,12 @@ import Foundation
 public enum SynapseMapping {
     /// Store classes Depot knows, and the store kind each becomes. Broker-backed stores become
     /// `postgres`: Depot keeps every store in its own PostgreSQL.
-    public static let storeKinds: [String: String] = [
-        "org.apache.synapse.message.store.impl.memory.InMemoryStore": "memory",
-        "org.apache.synapse.message.store.impl.jms.JmsStore": "postgres",
-        "org.apache.synapse.message.store.impl.rabbitmq.RabbitMQStore": "postgres",
-        "org.apache.synapse.message.store.impl.jdbc.JDBCMessageStore": "postgres",
-        "org.apache.synapse.message.store.impl.resequencer.ResequenceMessageStore": "postgres",
+    public static let storeKinds: [String: StoreKind] = [
+        "org.apache.synapse.message.store.impl.memory.InMemoryStore": .memory,
+        "org.apache.synapse.message.store.impl.jms.JmsStore": .postgres,
+        "org.apache.synapse.message.store.impl.rabbitmq.RabbitMQStore": .postgres,
+        "org.apache.synapse.message.store.impl.jdbc.JDBCMessageStore": .postgres,
+        "org.apache.synapse.message.store.impl.resequencer.ResequenceMessageStore": .postgres,
     ]
 
     /// Prefixes of broker connection parameters (JMS, RabbitMQ, JDBC) that have no Depot column.
@@ -65,10 +65,10 @@ public enum SynapseMapping {
             plan.notes.append(ImportNote(.note, store.location, subject, "no class: Synapse's default in-memory store → kind memory (per node, not shared)"))
         }
         if kind == nil {
-            kind = "postgres"
+            kind = .postgres
             plan.notes.append(ImportNote(.warning, store.location, subject,
                                          "class \(className) is not a store Depot knows; made a postgres store (a custom store must conform to MessageStore in your own binary)"))
-        } else if kind == "postgres" {
+        } else if kind == .postgres {
             plan.notes.append(ImportNote(.note, store.location, subject,
                                          "\(className.split(separator: ".").last ?? "") → kind postgres: Depot keeps every store in its own PostgreSQL"))
         }

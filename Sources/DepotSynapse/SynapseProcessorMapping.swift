@@ -5,10 +5,10 @@ import Foundation
 /// parameters give the columns.
 enum ProcessorMapping {
     /// Processor classes Depot runs, and the kind each becomes.
-    static let kinds: [String: String] = [
-        "org.apache.synapse.message.processor.impl.forwarder.ScheduledMessageForwardingProcessor": "forwarding",
-        "org.apache.synapse.message.processor.impl.sampler.SamplingProcessor": "sampling",
-        "org.apache.synapse.message.processor.impl.failover.FailoverScheduledMessageForwardingProcessor": "failover-forwarding",
+    static let kinds: [String: ProcessorKind] = [
+        "org.apache.synapse.message.processor.impl.forwarder.ScheduledMessageForwardingProcessor": .forwarding,
+        "org.apache.synapse.message.processor.impl.sampler.SamplingProcessor": .sampling,
+        "org.apache.synapse.message.processor.impl.failover.FailoverScheduledMessageForwardingProcessor": .failoverForwarding,
     ]
 
     /// Parameters that name a sequence; each becomes a handler column.
@@ -63,13 +63,13 @@ enum ProcessorMapping {
             apply(parameter, subject: subject, to: &row, handlers: handlers, into: &plan)
         }
         row.rateLimit = throttle.rateLimit(subject: subject, location: processor.location, into: &plan)
-        row.inOrder = kind == "forwarding"
-        if kind == "sampling", !processor.parameters.contains(where: { $0.name == "max.delivery.drop" }) {
+        row.inOrder = kind == .forwarding
+        if kind == .sampling, !processor.parameters.contains(where: { $0.name == "max.delivery.drop" }) {
             row.maxDeliveryDrop = true
             plan.notes.append(ImportNote(.note, processor.location, subject,
                 "max_delivery_drop is on: MI's sampler never deactivates on its own, so a message that used its attempts is dead-lettered and the flow goes on"))
         }
-        if kind == "sampling", row.targetEndpoint != nil {
+        if kind == .sampling, row.targetEndpoint != nil {
             plan.notes.append(ImportNote(.note, processor.location, subject, "targetEndpoint is kept, but a sampling processor hands messages to its handler"))
         }
         return row
@@ -84,14 +84,14 @@ enum ProcessorMapping {
         }
         switch parameter.name {
         case "interval":
-            if let number = Values.int(parameter, subject, into: &plan) { row.intervalMs = number }
+            if let number = Values.int(parameter, subject, into: &plan) { row.intervalMilliseconds = number }
         case "cronExpression", "cron.expression":
             guard !value.isEmpty else { return }
             let converted = QuartzCron.convert(value)
             row.cron = converted.expression
             if let explanation = converted.note { note(.note, explanation) }
         case "client.retry.interval":
-            if let number = Values.int(parameter, subject, into: &plan) { row.retryIntervalMs = number }
+            if let number = Values.int(parameter, subject, into: &plan) { row.retryIntervalMilliseconds = number }
         case "max.delivery.attempts":
             if let number = Values.int(parameter, subject, into: &plan) { row.maxDeliveryAttempts = number }
         case "max.delivery.drop":
@@ -103,7 +103,7 @@ enum ProcessorMapping {
             note(.note, "member_count counts members on each node that runs the processor: \(row.memberCount) per node, not in all; use rate_limit for a pace that holds for the whole cluster")
         case "concurrency":
             if let number = Values.int(parameter, subject, into: &plan) { row.concurrency = number }
-            if row.kind != "sampling" { note(.note, "concurrency is used by sampling processors; a \(row.kind) member takes batch_size messages per interval") }
+            if row.kind != .sampling { note(.note, "concurrency is used by sampling processors; a \(row.kind) member takes batch_size messages per interval") }
         case "pinnedServers", "bind.processor.server":
             row.pinnedServers = value.split(whereSeparator: { $0 == "," || $0.isWhitespace }).map(String.init)
             if !row.pinnedServers.isEmpty { note(.note, "pinned_servers are Depot node names (depot node --name), not Synapse server names") }
@@ -146,7 +146,7 @@ enum ProcessorMapping {
                 row.maxStoreConnectionAttempts = number
             }
         case "store.connection.retry.interval":
-            if let number = Values.int(parameter, subject, into: &plan) { row.storeConnectionRetryIntervalMs = max(10, number) }
+            if let number = Values.int(parameter, subject, into: &plan) { row.storeConnectionRetryIntervalMilliseconds = max(10, number) }
         case "throttle.limit":
             note(.warning, "not mapped: the pace is rate_limit, from throttle and throttle.interval")
         case "quartz.conf", "axis2.repo", "axis2.config", "bind.to.server":

@@ -21,13 +21,13 @@ enum ResequenceStore {
         let subject = "messageStore \(store.name)"
         let source = ImportSource(element: "messageStore", name: store.name, type: className, location: store.location)
         let target = inOrderStore(of: store.name)
-        plan.stores.append(ImportedStore(name: target, kind: "postgres", failoverStore: nil, guaranteedDelivery: false,
+        plan.stores.append(ImportedStore(name: target, kind: .postgres, failoverStore: nil, guaranteedDelivery: false,
                                          description: "store \(store.name) in sequence order (imported from Synapse resequence messageStore \(store.name))",
                                          source: source))
-        var row = ImportedProcessor(name: "\(store.name)-resequencer", kind: "resequencing", store: store.name, source: source)
+        var row = ImportedProcessor(name: "\(store.name)-resequencer", kind: .resequencing, store: store.name, source: source)
         row.targetStore = target
         row.correlationKey = store.name
-        row.intervalMs = 0
+        row.intervalMilliseconds = 0
         var pathSeen = false, timeoutSeen = false
         for parameter in store.parameters {
             let subject = "\(subject) parameter \(parameter.name)"
@@ -49,7 +49,7 @@ enum ResequenceStore {
             case "store.resequence.timeout":
                 timeoutSeen = true
                 guard let value = Values.int(parameter, subject, into: &plan) else { continue }
-                row.gapTimeoutMs = value < 0 ? nil : value * 1000
+                row.gapTimeoutMilliseconds = value < 0 ? nil : value * 1000
                 plan.notes.append(ImportNote(.note, parameter.location, subject, value < 0
                     ? "\(value) → gap_timeout_ms NULL: as in Synapse, a missing number is waited for until it comes"
                     : "\(value) → gap_timeout_ms \(value * 1000): Synapse's store multiplies this value by 1000 and skips a gap once that many "
@@ -76,7 +76,7 @@ enum ResequenceStore {
     /// Points the processors that consumed a resequence store at its in-order store (`stores` holds
     /// the names of the resequence stores), leaving the resequencers themselves on it.
     static func repoint(_ plan: inout ImportPlan, stores: Set<String>) {
-        for index in plan.processors.indices where stores.contains(plan.processors[index].store) && plan.processors[index].kind != "resequencing" {
+        for index in plan.processors.indices where stores.contains(plan.processors[index].store) && plan.processors[index].kind != .resequencing {
             let store = plan.processors[index].store
             plan.processors[index].store = inOrderStore(of: store)
             plan.notes.append(ImportNote(.note, plan.processors[index].source.location, "messageProcessor \(plan.processors[index].name)",

@@ -93,6 +93,17 @@ public struct SQL: Sendable, ExpressibleByStringInterpolation, CustomStringConve
         }
     }
 
+    /// `parts` one after another with `separator` between them (a list of values, of
+    /// conditions), each part's parameters bound and renumbered in order.
+    public static func joined(_ parts: [SQL], separator: String = ", ") -> SQL {
+        var joined = Interpolation(literalCapacity: 0, interpolationCount: parts.count)
+        for (index, part) in parts.enumerated() {
+            if index > 0 { joined.appendLiteral(separator) }
+            joined.appendInterpolation(part)
+        }
+        return SQL(stringInterpolation: joined)
+    }
+
     /// The statement text only; parameter values are redacted.
     public var description: String { bindings.isEmpty ? text : "\(text) [\(bindings.count) parameters]" }
 }

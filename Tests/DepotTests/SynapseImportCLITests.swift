@@ -38,7 +38,7 @@ struct SynapseImportCLITests {
         let dry = try await cli.run(["import-synapse", "--dry-run"] + files)
         #expect(dry.status == 0, "\(dry.stderr)")
         #expect(dry.stdout.hasPrefix("-- dry run: nothing was written"))
-        #expect(dry.stdout.contains("UPDATE depot.stores SET failover_store = 'failover', guaranteed_delivery = true WHERE name = 'Orginal';"))
+        #expect(dry.stdout.contains("UPDATE depot.stores SET failover_store = 'failover', guaranteed_delivery = true WHERE name = 'Orginal' RETURNING true;"))
         #expect(dry.stdout.contains("'FailoverMessageProcessor', 'failover-forwarding', 'failover', NULL, 'Orginal'"))
         let pool = ConnectionPool(ConnectionConfiguration(cli.databaseURL), maximumConnections: 1)
         defer { Task { await pool.close() } }
@@ -58,6 +58,21 @@ struct SynapseImportCLITests {
         #expect(written.status == 0, "\(written.stderr)")
         let rows = try #require((try JSONSerialization.jsonObject(with: Data(written.stdout.utf8)) as? [String: Any])?["written"] as? [[String: Any]])
         #expect(rows.count == 5 && rows.allSatisfy { $0["created"] as? Bool == true })
+
+        // The script is the import's own statements: run by psql on another database, it leaves
+        // the very rows the import wrote.
+        let other = try await DepotCLI.fresh()
+        let script = try await runProcess(URL(fileURLWithPath: "/usr/bin/psql"), [other.databaseURL, "-X", "-q", "-v", "ON_ERROR_STOP=1"],
+                                          input: Data(dry.stdout.utf8))
+        #expect(script.status == 0, "\(script.stderr)")
+        let otherPool = ConnectionPool(ConnectionConfiguration(other.databaseURL), maximumConnections: 1)
+        defer { Task { await otherPool.close() } }
+        for table in ["stores", "endpoints", "processors"] {
+            let rows = SQL(unsafeSQL: "SELECT coalesce(jsonb_agg(to_jsonb(t) - 'created_at' - 'updated_at' ORDER BY t.name), '[]')::text FROM depot.\(table) t")
+            let imported: String = try await pool.query(rows).first!.decode(at: 0)
+            let scripted: String = try await otherPool.query(rows).first!.decode(at: 0)
+            #expect(imported == scripted, "depot.\(table) after the script differs from after the import")
+        }
     }
 
     @Test("exit statuses: 65 malformed XML with its line, 65 a refused row naming the element, 66 a missing file, 64 no file")

@@ -98,7 +98,7 @@ struct SynapseImportTests {
         let cluster = try await Cluster.fresh()
         let plan = try await importSynapse(SynapseFixtures.seed000, into: cluster)
         #expect(plan.errors.isEmpty)
-        #expect(plan.stores.map(\.name) == ["string"] && plan.stores[0].kind == "postgres")
+        #expect(plan.stores.map(\.name) == ["string"] && plan.stores[0].kind == .postgres)
         #expect(plan.processors.isEmpty)
         let warnings = plan.warnings.map(\.description)
         #expect(warnings.contains { $0.contains("class className is not a store Depot knows") })
@@ -189,7 +189,7 @@ struct SynapseImportTests {
         }
         #expect(plan.notes.contains { $0.severity == .note && $0.subject.contains("store.jdbc.connection.url") })
         let audit = try #require(plan.processors.first)
-        #expect(audit.handler == "enrichAndIndex" && audit.intervalMs == 1000)
+        #expect(audit.handler == "enrichAndIndex" && audit.intervalMilliseconds == 1000)
         #expect(audit.cron == "0 0/5 9-17 ? * 1-5")
         #expect(plan.endpoints.isEmpty)
         #expect(warnings.allSatisfy { $0.hasPrefix("warning: mixed.xml:") })

@@ -40,7 +40,7 @@ struct SynapseMIMappingTests {
         #expect(row.rateLimit == 5)
         #expect(row.memberCount == 3)
         #expect(row.pinnedServers == ["node-b"])
-        #expect(row.maxStoreConnectionAttempts == 5 && row.storeConnectionRetryIntervalMs == 2000)
+        #expect(row.maxStoreConnectionAttempts == 5 && row.storeConnectionRetryIntervalMilliseconds == 2000)
         let notes = plan.notes.map(\.description)
         #expect(notes.contains { $0.contains("throttle.interval 200 ms between messages is rate_limit 5.0 messages per second") }, "\(notes)")
         #expect(notes.contains { $0.contains("member_count counts members on each node") })

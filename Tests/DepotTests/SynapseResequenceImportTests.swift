@@ -76,7 +76,7 @@ struct SynapseResequenceImportTests {
         for path in ["get-property('transport', 'Seq-No')", "get-property(&quot;transport&quot;,&quot;Seq-No&quot;)", "$trp:Seq-No"] {
             let mapped = try plan(path)
             #expect(mapped.errors.isEmpty, "\(path): \(mapped.errors)")
-            #expect(mapped.processors.first { $0.kind == "resequencing" }?.sequenceHeader == "Seq-No", "\(path)")
+            #expect(mapped.processors.first { $0.kind == .resequencing }?.sequenceHeader == "Seq-No", "\(path)")
         }
         let refused: [(String, String)] = [
             ("json-eval($.order.seq)", "reads the message body"),
@@ -93,7 +93,7 @@ struct SynapseResequenceImportTests {
                     && error.message.contains("set this parameter to $trp:Sequence-Number") && error.location.line == 4, "\(path): \(error)")
         }
         let forever = try plan("$trp:Seq-No", timeout: "-1")
-        #expect(forever.errors.isEmpty && forever.processors.first { $0.kind == "resequencing" }?.gapTimeoutMs == nil)
+        #expect(forever.errors.isEmpty && forever.processors.first { $0.kind == .resequencing }?.gapTimeoutMilliseconds == nil)
         #expect(forever.notes.contains { $0.message.hasPrefix("-1 → gap_timeout_ms NULL") })
         let none = try plan("$trp:Seq-No", timeout: nil)
         #expect(none.errors.isEmpty && none.notes.contains { $0.message.hasPrefix("no store.resequence.timeout → gap_timeout_ms NULL") })

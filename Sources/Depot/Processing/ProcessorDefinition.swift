@@ -112,6 +112,19 @@ public struct ProcessorDefinition: Sendable, Equatable, Codable {
         self.store = store
     }
 
+    /// As the table's columns are named (`interval_ms`, … once snake-cased), so that JSON of a
+    /// row reads like the row.
+    enum CodingKeys: String, CodingKey {
+        case name, kind, store, targetEndpoint, targetStore, handler, cron, batchSize, concurrency
+        case maxDeliveryAttempts, maxDeliveryDrop, failStore, nonRetryStatusCodes, replyHandler, faultHandler
+        case deactivateHandler, isActive, memberCount, pinnedServers, rateLimit, inOrder, maxStoreConnectionAttempts
+        case releaseSize, correlationHeader, releaseCountHeader, groupTimeoutFromLast, groupTimeoutAction, outputFormat
+        case sequenceHeader, correlationKey
+        case intervalMilliseconds = "intervalMs", retryIntervalMilliseconds = "retryIntervalMs"
+        case storeConnectionRetryIntervalMilliseconds = "storeConnectionRetryIntervalMs"
+        case groupTimeoutMilliseconds = "groupTimeoutMs", gapTimeoutMilliseconds = "gapTimeoutMs"
+    }
+
     /// An aggregating or resequencing processor with a `targetEndpoint` releases into this store
     /// (the release commits with the removal of its members, exactly once) and then delivers from
     /// it to the endpoint under the forwarding rules (at least once). The database declares it

@@ -2,7 +2,7 @@ import Foundation
 import Postgres
 
 /// Every statement on `depot.endpoints`, and its row decoder.
-enum EndpointTable {
+package enum EndpointTable {
     static let endpointList: SQL = "SELECT name, url, method, timeout_ms, headers, message_headers FROM depot.endpoints ORDER BY name"
 
     /// An endpoint row from `e`; the table's checks judge it.
@@ -10,6 +10,16 @@ enum EndpointTable {
         """
         INSERT INTO depot.endpoints (name, url, method, timeout_ms, headers, message_headers)
         VALUES (\(e.name), \(e.url.absoluteString), \(e.method), \(Int32(clamping: e.timeoutMilliseconds)), \(e.headers), \(e.messageHeaders))
+        """
+    }
+
+    /// An imported endpoint: its URL, method and timeout, updating a row of the same name (its
+    /// headers are left as they are); the one row answers whether it was new.
+    package static func endpointImport(name: String, url: String, method: String, timeoutMilliseconds: Int) -> SQL {
+        """
+        INSERT INTO depot.endpoints (name, url, method, timeout_ms) VALUES (\(name), \(url), \(method), \(Int32(clamping: timeoutMilliseconds)))
+        ON CONFLICT (name) DO UPDATE SET url = EXCLUDED.url, method = EXCLUDED.method, timeout_ms = EXCLUDED.timeout_ms
+        RETURNING (xmax = 0)
         """
     }
 

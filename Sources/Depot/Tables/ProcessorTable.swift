@@ -4,33 +4,62 @@ import Postgres
 /// Every statement on `depot.processors` (and its view `depot.processor_status`), and the row
 /// decoders: the node's catalog, the admin commands and the Swift API all use these, so the
 /// table's columns are listed here once for reading and once for writing.
-enum ProcessorTable {
-    private static let columns: SQL = """
-        name, kind, store, target_endpoint, target_store, handler, interval_ms, cron, batch_size,
-        concurrency, retry_interval_ms, max_delivery_attempts, max_delivery_drop, fail_store,
-        non_retry_status_codes, reply_handler, fault_handler, deactivate_handler, is_active,
-        member_count, pinned_servers, rate_limit, in_order, max_store_connection_attempts,
-        store_connection_retry_interval_ms, release_size, correlation_header,
-        release_count_header, group_timeout_ms, group_timeout_from, group_timeout_action,
-        sequence_header, gap_timeout_ms, output_format, correlation_key
-        """
+package enum ProcessorTable {
+    /// Every column, in the table's order, with its value in `p`: the one list that reading
+    /// (`processorList`), inserting and importing all follow.
+    static func columnValues(_ p: ProcessorDefinition) -> [(column: String, value: SQL)] {
+        [
+            ("name", "\(p.name)"), ("kind", "\(p.kind.rawValue)"), ("store", "\(p.store)"),
+            ("target_endpoint", "\(p.targetEndpoint)"), ("target_store", "\(p.targetStore)"), ("handler", "\(p.handler)"),
+            ("interval_ms", "\(Int32(clamping: p.intervalMilliseconds))"), ("cron", "\(p.cron)"),
+            ("batch_size", "\(Int32(clamping: p.batchSize))"), ("concurrency", "\(Int32(clamping: p.concurrency))"),
+            ("retry_interval_ms", "\(Int32(clamping: p.retryIntervalMilliseconds))"),
+            ("max_delivery_attempts", "\(Int32(clamping: p.maxDeliveryAttempts))"), ("max_delivery_drop", "\(p.maxDeliveryDrop)"),
+            ("fail_store", "\(p.failStore)"), ("non_retry_status_codes", "\(p.nonRetryStatusCodes.map { Int32(clamping: $0) })"),
+            ("reply_handler", "\(p.replyHandler)"), ("fault_handler", "\(p.faultHandler)"), ("deactivate_handler", "\(p.deactivateHandler)"),
+            ("is_active", "\(p.isActive)"), ("member_count", "\(Int32(clamping: p.memberCount))"), ("pinned_servers", "\(p.pinnedServers)"),
+            ("rate_limit", "\(p.rateLimit)"), ("in_order", "\(p.inOrder)"),
+            ("max_store_connection_attempts", "\(Int32(clamping: p.maxStoreConnectionAttempts))"),
+            ("store_connection_retry_interval_ms", "\(Int32(clamping: p.storeConnectionRetryIntervalMilliseconds))"),
+            ("release_size", "\(p.releaseSize.map { Int32(clamping: $0) })"), ("correlation_header", "\(p.correlationHeader)"),
+            ("release_count_header", "\(p.releaseCountHeader)"), ("group_timeout_ms", "\(p.groupTimeoutMilliseconds)"),
+            ("group_timeout_from", "\(p.groupTimeoutFromLast ? "last" : "first")"), ("group_timeout_action", "\(p.groupTimeoutAction.rawValue)"),
+            ("sequence_header", "\(p.sequenceHeader)"), ("gap_timeout_ms", "\(p.gapTimeoutMilliseconds)"),
+            ("output_format", "\(p.outputFormat.rawValue)"), ("correlation_key", "\(p.correlationKey)"),
+        ]
+    }
 
-    static let processorList: SQL = "SELECT \(columns) FROM depot.processors ORDER BY name"
+    /// The columns a Synapse import writes: those Synapse has a parameter for. The rest
+    /// (batch_size, the aggregator's) keep what an operator set when the same files are imported again.
+    package static let importedColumns: Set<String> = [
+        "name", "kind", "store", "target_endpoint", "target_store", "handler", "interval_ms", "cron", "concurrency",
+        "retry_interval_ms", "max_delivery_attempts", "max_delivery_drop", "fail_store", "non_retry_status_codes",
+        "reply_handler", "fault_handler", "deactivate_handler", "is_active", "member_count", "pinned_servers",
+        "rate_limit", "in_order", "max_store_connection_attempts", "store_connection_retry_interval_ms",
+        "sequence_header", "gap_timeout_ms", "correlation_key",
+    ]
+
+    private static let columnNames = columnValues(ProcessorDefinition(name: "", kind: .forwarding, store: "")).map(\.column)
+
+    static let processorList: SQL = "SELECT \(unsafeRaw: columnNames.joined(separator: ", ")) FROM depot.processors ORDER BY name"
 
     /// A processor row with every column from `p`; the table's checks judge it.
     static func processorInsert(_ p: ProcessorDefinition) -> SQL {
-        """
-        INSERT INTO depot.processors (\(columns))
-        VALUES (\(p.name), \(p.kind.rawValue), \(p.store), \(p.targetEndpoint), \(p.targetStore), \(p.handler),
-                \(Int32(clamping: p.intervalMilliseconds)), \(p.cron), \(Int32(clamping: p.batchSize)), \(Int32(clamping: p.concurrency)),
-                \(Int32(clamping: p.retryIntervalMilliseconds)), \(Int32(clamping: p.maxDeliveryAttempts)), \(p.maxDeliveryDrop),
-                \(p.failStore), \(p.nonRetryStatusCodes.map { Int32(clamping: $0) }), \(p.replyHandler), \(p.faultHandler),
-                \(p.deactivateHandler), \(p.isActive), \(Int32(clamping: p.memberCount)), \(p.pinnedServers), \(p.rateLimit),
-                \(p.inOrder), \(Int32(clamping: p.maxStoreConnectionAttempts)), \(Int32(clamping: p.storeConnectionRetryIntervalMilliseconds)),
-                \(p.releaseSize.map { Int32(clamping: $0) }), \(p.correlationHeader), \(p.releaseCountHeader),
-                \(p.groupTimeoutMilliseconds), \(p.groupTimeoutFromLast ? "last" : "first"), \(p.groupTimeoutAction.rawValue),
-                \(p.sequenceHeader), \(p.gapTimeoutMilliseconds), \(p.outputFormat.rawValue), \(p.correlationKey))
-        """
+        let values = columnValues(p)
+        return "INSERT INTO depot.processors (\(unsafeRaw: values.map(\.column).joined(separator: ", "))) VALUES (\(SQL.joined(values.map(\.value))))"
+    }
+
+    /// An imported processor: `importedColumns` from `p`, updating a row of the same name; the
+    /// one row answers whether it was new.
+    package static func processorImport(_ p: ProcessorDefinition) -> SQL {
+        let values = columnValues(p).filter { importedColumns.contains($0.column) }
+        let names = values.map(\.column)
+        let updates = names.dropFirst().map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
+        return """
+            INSERT INTO depot.processors (\(unsafeRaw: names.joined(separator: ", "))) VALUES (\(SQL.joined(values.map(\.value))))
+            ON CONFLICT (name) DO UPDATE SET \(unsafeRaw: updates)
+            RETURNING (xmax = 0)
+            """
     }
 
     /// Deactivation by a node (a row it cannot run, a store it cannot reach), with the reason.

@@ -54,7 +54,7 @@ public struct StoreStatistics: Sendable, Equatable, Codable {
 
 /// Every statement on `depot.stores` (and its view `depot.store_stats`), and its row decoders:
 /// the admin catalog, the producer's routes, the node's snapshot and the import all use these.
-enum StoreTable {
+package enum StoreTable {
     private static let columns: SQL = "name, kind, failover_store, guaranteed_delivery, description"
 
     static func storeInsert(_ store: StoreDefinition) -> SQL {
@@ -72,7 +72,7 @@ enum StoreTable {
 
     /// An import's store: its kind and description written, its failover columns left for
     /// `storeFailoverSet` once every store exists.
-    static func storeImport(name: String, kind: StoreKind, description: String?) -> SQL {
+    package static func storeImport(name: String, kind: StoreKind, description: String?) -> SQL {
         """
         INSERT INTO depot.stores (name, kind, description) VALUES (\(name), \(kind.rawValue), \(description))
         ON CONFLICT (name) DO UPDATE SET kind = EXCLUDED.kind, description = EXCLUDED.description
@@ -80,8 +80,8 @@ enum StoreTable {
         """
     }
 
-    static func storeFailoverSet(name: String, failoverStore: String?, guaranteedDelivery: Bool) -> SQL {
-        "UPDATE depot.stores SET failover_store = \(failoverStore), guaranteed_delivery = \(guaranteedDelivery) WHERE name = \(name)"
+    package static func storeFailoverSet(name: String, failoverStore: String?, guaranteedDelivery: Bool) -> SQL {
+        "UPDATE depot.stores SET failover_store = \(failoverStore), guaranteed_delivery = \(guaranteedDelivery) WHERE name = \(name) RETURNING true"
     }
 
     static func store(from row: Row) throws -> StoreDefinition {
