@@ -71,14 +71,10 @@ struct GroupResequencer: GroupStep {
             let rows: Rows
             if let correlationKey {
                 // The fixed key becomes the messages' group key, which group_resequence correlates
-                // by when there is no header, in the transaction that places them. Found by id
-                // alone: the store as an index condition made the planner read the store's whole
-                // claim index (see migration 0022).
+                // by when there is no header, in the transaction that places them.
                 rows = try await source.pool.withTransaction { connection in
-                    try await connection.query("""
-                        UPDATE depot.messages SET group_key = \(correlationKey)
-                        WHERE id = ANY(\(placeable.map(\.id))) AND (store = \(source.name)) IS TRUE AND locked_by = \(consumer)
-                        """)
+                    try await connection.query(PostgresStore.messageGroupKeySet(placeable.map(\.id), key: correlationKey,
+                                                                                store: source.name, consumer: consumer))
                     return try await connection.query(statement)
                 }
             } else {

@@ -25,44 +25,28 @@ public struct ConsumerLeases: Sendable {
     /// Leases up to `limit` ready messages to `consumer` for `lease`, through `depot.claim` (the
     /// SQL API's claim, planned as the store's own), in delivery order; each claim is an attempt.
     public func claim(limit: Int, consumer: String, lease: Duration) async throws -> [LeasedMessage] {
-        let rows = try await pool.query(Self.messageClaimLeased(store: store, limit: limit, consumer: consumer, lease: lease))
+        let rows = try await pool.query(PostgresStore.messageClaimLeased(store: store, limit: limit, consumer: consumer, lease: lease))
         return try rows.map { LeasedMessage(message: try PostgresStore.message(from: $0), leaseExpiresAt: try $0.decode("locked_until")) }
     }
 
     /// Removes the messages of `ids` that `consumer` holds; returns their ids.
     public func ack(_ ids: [UUID], consumer: String) async throws -> [UUID] {
-        try await pool.query("""
-            DELETE FROM depot.messages WHERE id = ANY(\(ids)) AND store = \(store) AND locked_by = \(consumer) RETURNING id
-            """).map { try $0.decode(at: 0) }
+        try await pool.query(PostgresStore.messageAckLeased(ids, store: store, consumer: consumer)).map { try $0.decode(at: 0) }
     }
 
     /// Gives back the messages of `ids` that `consumer` holds, claimable again after `retryIn`,
     /// recording `error` if given; returns their ids. Released for now, they wake the store's
     /// waiting consumers (a release is an UPDATE, which the insert trigger does not announce).
     public func release(_ ids: [UUID], consumer: String, retryIn: Duration, error: String?) async throws -> [UUID] {
-        let retryMilliseconds = Int(max(retryIn.milliseconds, 0))
-        // Identical notifications of one transaction are delivered once: one per statement.
-        return try await pool.query("""
-            WITH released AS (
-                UPDATE depot.messages
-                SET locked_by = NULL, locked_until = NULL,
-                    available_at = now() + \(retryMilliseconds) * interval '1 millisecond',
-                    last_error = coalesce(\(error), last_error)
-                WHERE id = ANY(\(ids)) AND store = \(store) AND locked_by = \(consumer)
-                RETURNING id
-            )
-            SELECT id, CASE WHEN \(retryMilliseconds) = 0 THEN pg_notify('depot_messages', \(store)) END FROM released
-            """).map { try $0.decode(at: 0) }
+        try await pool.query(PostgresStore.messageReleaseLeased(ids, store: store, consumer: consumer, retryIn: retryIn, error: error))
+            .map { try $0.decode(at: 0) }
     }
 
     /// Pushes the leases `consumer` holds on `ids` to `lease` from now; returns those ids with
     /// their new expiry.
     public func extend(_ ids: [UUID], consumer: String, lease: Duration) async throws -> [(id: UUID, leaseExpiresAt: Date)] {
-        try await pool.query("""
-            UPDATE depot.messages SET locked_until = now() + make_interval(secs => \(lease.seconds))
-            WHERE id = ANY(\(ids)) AND store = \(store) AND locked_by = \(consumer)
-            RETURNING id, locked_until
-            """).map { (try $0.decode(at: 0), try $0.decode(at: 1)) }
+        try await pool.query(PostgresStore.messageExtendLeased(ids, store: store, consumer: consumer, lease: lease))
+            .map { (try $0.decode(at: 0), try $0.decode(at: 1)) }
     }
 
     /// Returns claimed messages untried: claimable again now, the claim's attempt not counted.
@@ -73,17 +57,5 @@ public struct ConsumerLeases: Sendable {
     /// True while an insert into the store that skipped its NOTIFY is on its way (see `IdleLook`).
     public func hasUnannouncedWrites() async throws -> Bool {
         try await PostgresStore(name: store, pool: pool).hasUnannouncedWrites()
-    }
-
-    // MARK: - Statements
-
-    /// `depot.claim` checks the store, consumer, limit and lease as the SQL API does, and runs
-    /// the store's claim with sorting off; its RETURNING has no order, hence the ORDER BY.
-    static func messageClaimLeased(store: String, limit: Int, consumer: String, lease: Duration) -> SQL {
-        """
-        SELECT \(unsafeRaw: PostgresStore.messageColumns), locked_until
-        FROM depot.claim(\(store), \(consumer), \(Int32(clamping: limit)), make_interval(secs => \(lease.seconds)))
-        ORDER BY priority DESC, seq
-        """
     }
 }
