@@ -19,12 +19,15 @@ struct ClusterPaceTests {
         }
         try backEnd.start()
         defer { backEnd.stop() }
-        try await cluster.sql("""
-            INSERT INTO depot.stores (name) VALUES ('orders');
-            INSERT INTO depot.endpoints (name, url) VALUES ('backend', 'http://127.0.0.1:\(backEnd.port)/in');
-            INSERT INTO depot.processors (name, kind, store, target_endpoint, interval_ms, batch_size, member_count, rate_limit)
-            VALUES ('paced', 'forwarding', 'orders', 'backend', 0, 10, 4, 50);
-            """)
+        try await cluster.addStore("orders")
+        try await cluster.addEndpoint("backend", url: "http://127.0.0.1:\(backEnd.port)/in")
+        try await cluster.addProcessor("paced", .forwarding, from: "orders") {
+            $0.targetEndpoint = "backend"
+            $0.intervalMilliseconds = 0
+            $0.batchSize = 10
+            $0.memberCount = 4
+            $0.rateLimit = 50
+        }
         _ = try await cluster.storeTexts("orders", count: 5_000)
         let nodes = try (1...3).map { try cluster.startNodeProcess("node-\($0)") }
         defer { nodes.forEach { $0.signal(SIGTERM) } }

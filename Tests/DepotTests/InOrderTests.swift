@@ -17,13 +17,17 @@ struct InOrderTests {
         let server = HTTPServer(.init()) { request in backEnd.answer(request) }
         try server.start()
         defer { server.stop() }
-        try await cluster.sql("""
-            INSERT INTO depot.stores (name) VALUES ('orders');
-            INSERT INTO depot.endpoints (name, url) VALUES ('backend', 'http://127.0.0.1:\(server.port)/in');
-            INSERT INTO depot.processors (name, kind, store, target_endpoint, interval_ms, batch_size, member_count,
-                                          retry_interval_ms, max_delivery_attempts, in_order)
-            VALUES ('ordered', 'forwarding', 'orders', 'backend', 0, 50, 3, 50, 0, true);
-            """)
+        try await cluster.addStore("orders")
+        try await cluster.addEndpoint("backend", url: "http://127.0.0.1:\(server.port)/in")
+        try await cluster.addProcessor("ordered", .forwarding, from: "orders") {
+            $0.targetEndpoint = "backend"
+            $0.intervalMilliseconds = 0
+            $0.batchSize = 50
+            $0.memberCount = 3
+            $0.retryIntervalMilliseconds = 50
+            $0.maxDeliveryAttempts = 0
+            $0.inOrder = true
+        }
         let count = 600
         _ = try await cluster.storeTexts("orders", count: count, prefix: "")
         let nodes = ["node-1": try cluster.startNodeProcess("node-1"), "node-2": try cluster.startNodeProcess("node-2")]

@@ -177,10 +177,12 @@ struct IngressTests {
     @Test("/metrics is Prometheus text and its counters move when messages flow")
     func metrics() async throws {
         let cluster = try await Cluster.fresh()
-        try await cluster.sql("""
-            INSERT INTO depot.stores (name) VALUES ('orders');
-            INSERT INTO depot.processors (name, kind, store, handler, interval_ms, concurrency) VALUES ('logger', 'sampling', 'orders', 'drop', 0, 10);
-            """)
+        try await cluster.addStore("orders")
+        try await cluster.addProcessor("logger", .sampling, from: "orders") {
+            $0.handler = "drop"
+            $0.intervalMilliseconds = 0
+            $0.concurrency = 10
+        }
         let metrics = NodeMetrics()
         let ingress = try cluster.startIngress(metrics: metrics)
         defer { ingress.server.stop() }

@@ -17,13 +17,17 @@ struct MIFidelityTests {
             HTTPResponse(status: request.body == Data("poison".utf8) ? 500 : 200)
         }
         defer { backEnd.stop() }
-        try await cluster.sql("""
-            INSERT INTO depot.stores (name) VALUES ('orders'), ('orders-failed');
-            INSERT INTO depot.endpoints (name, url) VALUES ('backend', 'http://127.0.0.1:\(backEnd.port)/in');
-            INSERT INTO depot.processors (name, kind, store, target_endpoint, interval_ms, retry_interval_ms,
-                                          max_delivery_attempts, max_delivery_drop, fail_store)
-            VALUES ('forwarder', 'forwarding', 'orders', 'backend', 0, 50, 3, false, 'orders-failed');
-            """)
+        try await cluster.addStore("orders")
+        try await cluster.addStore("orders-failed")
+        try await cluster.addEndpoint("backend", url: "http://127.0.0.1:\(backEnd.port)/in")
+        try await cluster.addProcessor("forwarder", .forwarding, from: "orders") {
+            $0.targetEndpoint = "backend"
+            $0.intervalMilliseconds = 0
+            $0.retryIntervalMilliseconds = 50
+            $0.maxDeliveryAttempts = 3
+            $0.maxDeliveryDrop = false
+            $0.failStore = "orders-failed"
+        }
         let store = PostgresStore(name: "orders", pool: cluster.pool)
         let poison = try await store.store(OutgoingMessage(text: "poison")).id
         _ = try await store.store(OutgoingMessage(text: "next"))
