@@ -13,10 +13,11 @@ struct LogInjectionTests {
     @Test("the log handler of a real node prints a payload with ESC, BEL, CR, LF and a right-to-left override on one line, every one escaped")
     func logHandlerEscapesControlCharacters() async throws {
         let cluster = try await Cluster.fresh()
-        try await cluster.sql("""
-            INSERT INTO depot.stores (name) VALUES ('orders');
-            INSERT INTO depot.processors (name, kind, store, handler, interval_ms) VALUES ('sampler', 'sampling', 'orders', 'log', 0);
-            """)
+        try await cluster.addStore("orders")
+        try await cluster.addProcessor("sampler", .sampling, from: "orders") {
+            $0.handler = "log"
+            $0.intervalMilliseconds = 0
+        }
         let payload = "ok\u{1B}]0;pwned\u{07}\r2026-12-06T00:00:00.000Z error [node-a] forged\nnext\u{202E}txt\u{85}end"
         _ = try await PostgresStore(name: "orders", pool: cluster.pool).store([OutgoingMessage(text: payload)])
         let node = try cluster.startNodeProcess("node-a")

@@ -13,13 +13,16 @@ struct SecretRedactionTests {
     func endpointSecretsAreRedacted() async throws {
         let cluster = try await Cluster.fresh()
         let port = try freePort()
-        try await cluster.sql("""
-            INSERT INTO depot.stores (name) VALUES ('orders');
-            INSERT INTO depot.endpoints (name, url, timeout_ms)
-            VALUES ('backend', 'http://127.0.0.1:\(port)/in?token=s3cr3t-value&region=eu%2Dwest#frag', 2000);
-            INSERT INTO depot.processors (name, kind, store, target_endpoint, interval_ms, retry_interval_ms, max_delivery_attempts, max_delivery_drop)
-            VALUES ('forwarder', 'forwarding', 'orders', 'backend', 0, 50, 2, false);
-            """)
+        try await cluster.addStore("orders")
+        try await cluster.addEndpoint("backend", url: "http://127.0.0.1:\(port)/in?token=s3cr3t-value&region=eu%2Dwest#frag",
+                                      timeoutMilliseconds: 2000)
+        try await cluster.addProcessor("forwarder", .forwarding, from: "orders") {
+            $0.targetEndpoint = "backend"
+            $0.intervalMilliseconds = 0
+            $0.retryIntervalMilliseconds = 50
+            $0.maxDeliveryAttempts = 2
+            $0.maxDeliveryDrop = false
+        }
         _ = try await cluster.storeTexts("orders", count: 1)
         let node = try cluster.startNodeProcess("node-a")
         defer { node.signal(SIGKILL); node.cleanUp() }

@@ -1,3 +1,5 @@
+import Postgres
+
 /// Names the user typed (or a file named) put into text that something else will read: a shell
 /// that runs a copied hint, psql that runs a dry run's SQL, a terminal that shows a log line.
 /// Each gets the quoting it needs, so a name stays data there.
@@ -24,10 +26,9 @@ public enum Quoting {
         return "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 
-    /// `text` as an SQL string literal (standard_conforming_strings, on since PostgreSQL 9.1).
-    public static func sql(_ text: String) -> String {
-        "'" + text.replacingOccurrences(of: "'", with: "''") + "'"
-    }
+    /// `text` as an SQL string literal (standard_conforming_strings, on since PostgreSQL 9.1):
+    /// the Postgres module's `quoteLiteral`, which `SQL.withLiterals()` writes with.
+    public static func sql(_ text: String) -> String { quoteLiteral(text) }
 
     /// `text` on one line with nothing a terminal acts on: line feed, carriage return and tab as
     /// `\n`, `\r`, `\t`, every other control character and every character `NameCharacters`
