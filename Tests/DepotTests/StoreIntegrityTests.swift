@@ -5,7 +5,8 @@ import Testing
 import TestSupport
 
 /// Messages belong to declared stores. Migration 0006 keeps that rule with triggers checked once
-/// per statement instead of a per-row foreign key; these tests hold it to the same behaviour.
+/// per statement instead of a per-row foreign key (0023: a shared advisory lock instead of a row
+/// lock in READ COMMITTED); these tests hold it to the same behaviour.
 @Suite("Messages stay tied to declared stores")
 struct StoreIntegrityTests {
     @Test("a direct INSERT into an undeclared store is refused and names the store")
@@ -75,11 +76,94 @@ struct StoreIntegrityTests {
                     SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%DELETE FROM depot.stores%'
                     """).count == 1
             }
-            #expect(waits, "the DELETE should wait on the store row's lock")
+            #expect(waits, "the DELETE should wait for the inserting transaction")
             return deletion
         }
         let error = await #expect(throws: PostgresError.self) { try await deletion.value }
         #expect(error?.sqlState == .foreignKeyViolation)
         #expect(try await store.counts().ready == 1)
+    }
+
+    @Test("an INSERT waits for a store's deletion on its way, and is refused once it commits")
+    func insertWaitsForADeletingTransaction() async throws {
+        let pool = try await TestDatabase.shared()
+        let name = try await TestDatabase.declareStore(on: pool)
+        let inserter = ConnectionPool(pool.configuration, maximumConnections: 1)
+        let watcher = ConnectionPool(pool.configuration, maximumConnections: 1)
+        defer { Task { await inserter.close(); await watcher.close() } }
+
+        let insertion = try await pool.withTransaction { connection in
+            try await connection.execute("DELETE FROM depot.stores WHERE name = \(name)")
+            let insertion = Task {
+                try await inserter.query("INSERT INTO depot.messages (store, payload) VALUES (\(name), 'late')")
+            }
+            let waits = try await eventually {
+                try await watcher.query("""
+                    SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO depot.messages%'
+                    """).count == 1
+            }
+            #expect(waits, "the INSERT should wait for the deleting transaction")
+            return insertion
+        }
+        let error = await #expect(throws: PostgresError.self) { try await insertion.value }
+        #expect(error?.sqlState == .foreignKeyViolation)
+        #expect(error?.message.contains(name) == true, "\(String(describing: error))")
+        #expect(try await pool.query("SELECT 1 FROM depot.messages WHERE store = \(name)").count == 0)
+    }
+
+    @Test("a store renamed under an inserting transaction takes that transaction's messages along")
+    func renameWaitsForAnInsertingTransaction() async throws {
+        let pool = try await TestDatabase.shared()
+        let name = try await TestDatabase.declareStore(on: pool)
+        let renamed = name + "-renamed"
+        let renamer = ConnectionPool(pool.configuration, maximumConnections: 1)
+        let watcher = ConnectionPool(pool.configuration, maximumConnections: 1)
+        defer { Task { await renamer.close(); await watcher.close() } }
+
+        let rename = try await pool.withTransaction { connection in
+            try await connection.execute("INSERT INTO depot.messages (store, payload) VALUES (\(name), 'in flight')")
+            let rename = Task { try await renamer.query("UPDATE depot.stores SET name = \(renamed) WHERE name = \(name)") }
+            let waits = try await eventually {
+                try await watcher.query("""
+                    SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE depot.stores%'
+                    """).count == 1
+            }
+            #expect(waits, "the rename should wait for the inserting transaction")
+            return rename
+        }
+        _ = try await rename.value
+        #expect(try await PostgresStore(name: renamed, pool: pool).counts().ready == 1)
+        #expect(try await pool.query("SELECT 1 FROM depot.messages WHERE store = \(name)").count == 0)
+    }
+
+    @Test("outside READ COMMITTED an insert still checks and keeps its store")
+    func repeatableReadInsertIsChecked() async throws {
+        let pool = try await TestDatabase.shared()
+        let name = try await TestDatabase.declareStore(on: pool)
+        let inserted = try await pool.withConnection { connection in
+            try await connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            do {
+                try await connection.execute("INSERT INTO depot.messages (store, payload) VALUES (\(name), 'rr')")
+                try await connection.execute("COMMIT")
+            } catch {
+                _ = try? await connection.execute("ROLLBACK")
+                throw error
+            }
+            return try await connection.query("SELECT 1 FROM depot.messages WHERE store = \(name)").count
+        }
+        #expect(inserted == 1)
+        let error = await #expect(throws: PostgresError.self) {
+            try await pool.withConnection { connection in
+                try await connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+                do {
+                    try await connection.execute("INSERT INTO depot.messages (store, payload) VALUES ('no-such-store-rr', 'x')")
+                } catch {
+                    _ = try? await connection.execute("ROLLBACK")
+                    throw error
+                }
+                try await connection.execute("ROLLBACK")
+            }
+        }
+        #expect(error?.sqlState == .foreignKeyViolation)
     }
 }

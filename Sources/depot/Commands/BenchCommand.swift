@@ -2,8 +2,11 @@ import Depot
 import Foundation
 import Postgres
 
-/// Every scenario `--only` can name, in the order a run takes them.
-private let scenarioNames = ["enqueue", "drain", "latency", "forwarding", "burst", "mixed", "sql-consumer", "groups", "backlog", "journal", "soak"]
+/// Every scenario `--only` can name, in the order a run takes them; a run without `--only` takes
+/// all but the diagnostics.
+/// Scenarios that take a figure apart rather than judge one.
+private let diagnosticScenarios: Set = ["enqueue-parts"]
+private let scenarioNames = ["enqueue", "drain", "latency", "forwarding", "burst", "mixed", "sql-consumer", "groups", "backlog", "journal", "soak", "enqueue-parts"]
 
 let benchCommand = Command(
     name: "bench",
@@ -23,7 +26,7 @@ let benchCommand = Command(
 ) { arguments in
     _ = try arguments.positionals(exactly: 0, usage: "depot bench [--quick] [--only LIST] [--json]")
     let quick = arguments.flag("quick")
-    let only = try arguments.value("only").map(parseScenarios) ?? scenarioNames
+    let only = try arguments.value("only").map(parseScenarios) ?? scenarioNames.filter { !diagnosticScenarios.contains($0) }
     let referenceSeconds = try arguments.integer("reference-seconds", in: 0...600) ?? (quick ? 3 : 10)
     let configuration = ConnectionConfiguration.fromEnvironment()
     guard let url = ProcessInfo.processInfo.environment["DEPOT_DATABASE_URL"], url.hasPrefix("postgres") else {
@@ -61,6 +64,7 @@ let benchCommand = Command(
                 ?? figures.first { $0.scenario == "drain" && $0.measure.hasSuffix("8 members") }
             figures += try await DrainBench.backlog(context, against: small)
         case "journal": figures += try await JournalDrainBench.run(context)
+        case "enqueue-parts": figures += try await SingleProducerParts.run(context)
         default: figures += try await SoakBench.run(context)
         }
     }
