@@ -71,11 +71,7 @@ struct StoreIntegrityTests {
             let deletion = Task {
                 try await deleter.query("DELETE FROM depot.stores WHERE name = \(name)")
             }
-            let waits = try await eventually {
-                try await watcher.query("""
-                    SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%DELETE FROM depot.stores%'
-                    """).count == 1
-            }
+            let waits = try await Self.someoneWaitsOnALock(running: "%DELETE FROM depot.stores%", seen: watcher)
             #expect(waits, "the DELETE should wait for the inserting transaction")
             return deletion
         }
@@ -97,11 +93,7 @@ struct StoreIntegrityTests {
             let insertion = Task {
                 try await inserter.query("INSERT INTO depot.messages (store, payload) VALUES (\(name), 'late')")
             }
-            let waits = try await eventually {
-                try await watcher.query("""
-                    SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO depot.messages%'
-                    """).count == 1
-            }
+            let waits = try await Self.someoneWaitsOnALock(running: "INSERT INTO depot.messages%", seen: watcher)
             #expect(waits, "the INSERT should wait for the deleting transaction")
             return insertion
         }
@@ -123,11 +115,7 @@ struct StoreIntegrityTests {
         let rename = try await pool.withTransaction { connection in
             try await connection.execute("INSERT INTO depot.messages (store, payload) VALUES (\(name), 'in flight')")
             let rename = Task { try await renamer.query("UPDATE depot.stores SET name = \(renamed) WHERE name = \(name)") }
-            let waits = try await eventually {
-                try await watcher.query("""
-                    SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE depot.stores%'
-                    """).count == 1
-            }
+            let waits = try await Self.someoneWaitsOnALock(running: "UPDATE depot.stores%", seen: watcher)
             #expect(waits, "the rename should wait for the inserting transaction")
             return rename
         }
@@ -165,5 +153,15 @@ struct StoreIntegrityTests {
             }
         }
         #expect(error?.sqlState == .foreignKeyViolation)
+    }
+
+    /// Whether a session running a statement LIKE `pattern` comes to wait on a lock (a row's or
+    /// an advisory one), as `watcher` sees in pg_stat_activity.
+    private static func someoneWaitsOnALock(running pattern: String, seen watcher: ConnectionPool) async throws -> Bool {
+        try await eventually {
+            try await watcher.query("""
+                SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE \(pattern)
+                """).count == 1
+        }
     }
 }
