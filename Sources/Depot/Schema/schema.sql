@@ -1272,13 +1272,11 @@ $function$;
 
 CREATE OR REPLACE FUNCTION depot.headers_are_strings(headers jsonb)
  RETURNS boolean
- LANGUAGE plpgsql
- IMMUTABLE PARALLEL SAFE STRICT
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE
 AS $function$
-BEGIN
-    RETURN jsonb_typeof(headers) = 'object'
-       AND NOT jsonb_path_exists(headers, 'strict $.* ? (@.type() != "string")', '{}', true);
-END
+    SELECT jsonb_typeof(headers) = 'object'
+       AND NOT jsonb_path_exists(headers, 'strict $.* ? (@.type() != "string")', '{}', true)
 $function$;
 
 CREATE OR REPLACE FUNCTION depot.hold_store(p_store text)
