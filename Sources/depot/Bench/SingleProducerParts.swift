@@ -47,7 +47,7 @@ enum SingleProducerParts {
                                     key: "parts-depot", clients: 1, length: ["-T", "\(seconds)"]).tps
             }),
             ("Connection bare table", {
-                try await loop(seconds) {
+                try await EnqueueBench.loop(seconds: seconds, workers: 1) {
                     try await connection.execute("""
                         INSERT INTO public.parts_bare (id, seq, store, payload, headers, content_type, priority, available_at)
                         VALUES (\(UUID()), 1, 'x', \(payload), '{"source":"bench"}'::jsonb, 'application/octet-stream', 0, now())
@@ -55,7 +55,7 @@ enum SingleProducerParts {
                 }
             }),
             ("Connection depot.messages", {
-                try await loop(seconds) {
+                try await EnqueueBench.loop(seconds: seconds, workers: 1) {
                     try await connection.execute("""
                         INSERT INTO depot.messages (id, store, payload, headers, content_type, priority, available_at)
                         VALUES (\(UUID()), \(store), \(payload), '{"source":"bench"}'::jsonb, 'application/octet-stream', 0, now())
@@ -63,10 +63,10 @@ enum SingleProducerParts {
                 }
             }),
             ("PostgresStore.store", {
-                try await loop(seconds) { _ = try await postgresStore.store(OutgoingMessage(payload: payload)) }
+                try await EnqueueBench.loop(seconds: seconds, workers: 1) { _ = try await postgresStore.store(OutgoingMessage(payload: payload)); return 1 }
             }),
             ("Producer.store", {
-                try await loop(seconds) { _ = try await producer.store(OutgoingMessage(payload: payload), in: store) }
+                try await EnqueueBench.loop(seconds: seconds, workers: 1) { _ = try await producer.store(OutgoingMessage(payload: payload), in: store); return 1 }
             }),
         ]
         var rates = Array(repeating: [Double](), count: variants.count)
@@ -85,16 +85,5 @@ enum SingleProducerParts {
         }
         try await connection.executeUnsafeScript("DROP TABLE public.parts_bare")
         return figures
-    }
-
-    private static func loop(_ seconds: Int, _ body: () async throws -> Void) async throws -> Double {
-        let started = ContinuousClock.now
-        let deadline = started + .seconds(seconds)
-        var done = 0
-        while ContinuousClock.now < deadline {
-            try await body()
-            done += 1
-        }
-        return Double(done) / (ContinuousClock.now - started).benchSeconds
     }
 }
