@@ -52,6 +52,8 @@ struct StatusPageBrowserTests {
             INSERT INTO depot.processors (name, kind, store, handler, is_active, deactivated_reason)
             VALUES ('audit', 'sampling', 'orders', 'log', false, \(Self.hostileReason)), ('billing', 'sampling', 'orders', 'drop', true, NULL)
             """)
+        // The plot's expected bars are this minute and the 14 before: seed them well before the next.
+        try await awayFromMinuteBoundary(cluster.pool)
         try await cluster.sql("""
             INSERT INTO depot.nodes (name, heartbeat_at, heartbeat_interval_ms, processors) VALUES ('node-a', now(), 600000, '{"billing": 2}');
             INSERT INTO depot.processor_stats (processor, node, minute, delivered, failed)

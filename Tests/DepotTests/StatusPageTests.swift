@@ -62,6 +62,8 @@ struct StatusPageTests {
     @Test("status.json holds every store's depth, each processor's state, last error and 15 per-minute counts, and each node's heartbeat age")
     func documentContents() async throws {
         let cluster = try await Cluster.fresh()
+        // The expected per-minute counts are this minute and the 14 before: seed them well before the next.
+        try await awayFromMinuteBoundary(cluster.pool)
         try await cluster.sql("""
             INSERT INTO depot.stores (name) VALUES ('orders'), ('invoices');
             INSERT INTO depot.processors (name, kind, store, handler, is_active, deactivated_reason)

@@ -72,3 +72,15 @@ extension TestDatabase {
     /// The shared migrated database's pool; give each test its own store names.
     public static func shared() async throws -> ConnectionPool { try await sharedDatabase.value }
 }
+
+/// Waits (up to a minute) until the server's clock is at least `margin` away from the next
+/// minute, so that per-minute rows a test writes for "this minute and the 14 before" are still
+/// the minutes a page or query shows moments later. Throws when the moment never comes.
+public func awayFromMinuteBoundary(_ pool: ConnectionPool, margin: Duration = .seconds(20)) async throws {
+    let latestSecond = 60 - Double(margin.components.seconds)
+    let ready = try await eventually(timeout: .seconds(60), every: .milliseconds(250)) {
+        let second = try await pool.query("SELECT extract(second FROM clock_timestamp())::float8 AS s").first?.decode("s", as: Double.self) ?? 60
+        return second < latestSecond
+    }
+    guard ready else { throw PostgresError(kind: .usage, message: "the server's clock never left the end of a minute") }
+}
