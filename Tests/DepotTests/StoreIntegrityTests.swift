@@ -128,28 +128,15 @@ struct StoreIntegrityTests {
     func repeatableReadInsertIsChecked() async throws {
         let pool = try await TestDatabase.shared()
         let name = try await TestDatabase.declareStore(on: pool)
-        let inserted = try await pool.withConnection { connection in
-            try await connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-            do {
-                try await connection.execute("INSERT INTO depot.messages (store, payload) VALUES (\(name), 'rr')")
-                try await connection.execute("COMMIT")
-            } catch {
-                _ = try? await connection.execute("ROLLBACK")
-                throw error
-            }
-            return try await connection.query("SELECT 1 FROM depot.messages WHERE store = \(name)").count
+        try await pool.withTransaction { connection in
+            try await connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            try await connection.execute("INSERT INTO depot.messages (store, payload) VALUES (\(name), 'rr')")
         }
-        #expect(inserted == 1)
+        #expect(try await pool.query("SELECT 1 FROM depot.messages WHERE store = \(name)").count == 1)
         let error = await #expect(throws: PostgresError.self) {
-            try await pool.withConnection { connection in
-                try await connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-                do {
-                    try await connection.execute("INSERT INTO depot.messages (store, payload) VALUES ('no-such-store-rr', 'x')")
-                } catch {
-                    _ = try? await connection.execute("ROLLBACK")
-                    throw error
-                }
-                try await connection.execute("ROLLBACK")
+            try await pool.withTransaction { connection in
+                try await connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                try await connection.execute("INSERT INTO depot.messages (store, payload) VALUES ('no-such-store-rr', 'x')")
             }
         }
         #expect(error?.sqlState == .foreignKeyViolation)

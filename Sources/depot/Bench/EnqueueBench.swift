@@ -83,9 +83,7 @@ enum EnqueueBench {
         if outcome.refused + refusedSingles > 0 {
             throw BenchFailure("HTTP ingress refused \(outcome.refused + refusedSingles) requests (expected 202 for every one)")
         }
-        let latencies = LatencyRecorder()
-        for latency in outcome.latencies { latencies.record(latency) }
-        let summary = latencies.summary()
+        let summary = outcome.latencySummary
         return [
             .paired("enqueue", "HTTP ingress, 1 client, one at a time", single, against: "insert-1/clients-1", minimumRatio: 0.9),
             .rate("enqueue", "HTTP ingress, 50 clients", rate, against: nil, references: context.references.values, minimumRate: 10_000),

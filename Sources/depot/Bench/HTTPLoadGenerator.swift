@@ -13,6 +13,13 @@ struct HTTPLoadGenerator {
         var accepted = 0
         var refused = 0
         var latencies: [Duration] = []
+
+        /// The answers' latencies as percentiles.
+        var latencySummary: LatencyRecorder.Summary {
+            let recorder = LatencyRecorder()
+            for latency in latencies { recorder.record(latency) }
+            return recorder.summary()
+        }
     }
 
     let port: Int

@@ -68,9 +68,7 @@ enum MixedLoadBench {
         let latency = moments.latencies.summary()
         // The end-to-end figure starts before the producer's commit: its share, measured apart.
         let commit = commits.summary()
-        let answers = LatencyRecorder()
-        for answer in httpOutcome.latencies { answers.record(answer) }
-        let answer = answers.summary()
+        let answer = httpOutcome.latencySummary
         context.progress("mixed: the longest end-to-end latency in each second (ms): \(moments.worstLatencyBySecond.map { Int($0) })")
         context.progress("mixed: in \(Int(inRate)) msg/s (\(Int(Double(httpOutcome.accepted) / window)) over HTTP), out \(Int(outRate)) msg/s, waiting \(samples.map(\.waiting)), p99 \(latency.p99) ms")
         let most = samples.map(\.waiting).max() ?? 0

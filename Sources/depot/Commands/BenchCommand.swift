@@ -2,10 +2,9 @@ import Depot
 import Foundation
 import Postgres
 
-/// Every scenario `--only` can name, in the order a run takes them; a run without `--only` takes
-/// all but the diagnostics.
-/// Scenarios that take a figure apart rather than judge one.
+/// Scenarios that take a figure apart rather than judge one: a run without `--only` leaves them out.
 private let diagnosticScenarios: Set = ["enqueue-parts"]
+/// Every scenario `--only` can name, in the order a run takes them.
 private let scenarioNames = ["enqueue", "drain", "latency", "forwarding", "burst", "mixed", "sql-consumer", "groups", "backlog", "journal", "soak", "enqueue-parts"]
 
 let benchCommand = Command(
