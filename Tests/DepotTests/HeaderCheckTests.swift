@@ -36,4 +36,20 @@ struct HeaderCheckTests {
         #expect(!plan.contains("headers_are_strings"), "not inlined:\n\(plan)")
         #expect(plan.contains("jsonb_path_exists"), "\(plan)")
     }
+
+    /// A constraint that calls a SQL function has it inlined anew, its body parsed, for every
+    /// statement that writes the table (0024): the constraints spell the expression out.
+    @Test("both tables' constraints are the expression itself, not a call", arguments: [
+        "messages_headers_are_strings", "group_messages_headers_are_strings",
+    ])
+    func constraintCallsNoFunction(constraint: String) async throws {
+        let pool = try await TestDatabase.shared()
+        let definition = try await pool.query("""
+            SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c
+            WHERE c.conname = \(constraint) AND c.connamespace = 'depot'::regnamespace
+            """).first?.decode(at: 0, as: String.self)
+        let spelled = try #require(definition, "no constraint \(constraint)")
+        #expect(!spelled.contains("headers_are_strings"), "\(spelled)")
+        #expect(spelled.contains("@?"), "\(spelled)")
+    }
 }

@@ -42,5 +42,6 @@ extension Migration {
         Migration(file: "0021_roles_sequence_gaps.sql", bytes: PackageResources._021_roles_sequence_gaps_sql),
         Migration(file: "0022_group_endpoints.sql", bytes: PackageResources._022_group_endpoints_sql),
         Migration(file: "0023_cheaper_insert.sql", bytes: PackageResources._023_cheaper_insert_sql),
+        Migration(file: "0024_headers_check_inline.sql", bytes: PackageResources._024_headers_check_inline_sql),
     ]
 }
