@@ -43,5 +43,6 @@ extension Migration {
         Migration(file: "0022_group_endpoints.sql", bytes: PackageResources._022_group_endpoints_sql),
         Migration(file: "0023_cheaper_insert.sql", bytes: PackageResources._023_cheaper_insert_sql),
         Migration(file: "0024_headers_check_inline.sql", bytes: PackageResources._024_headers_check_inline_sql),
+        Migration(file: "0025_one_trigger_call.sql", bytes: PackageResources._025_one_trigger_call_sql),
     ]
 }
