@@ -53,6 +53,11 @@ public final class HTTPServer: @unchecked Sendable {
     private var running = false
     /// How long a shutting-down server waits for a request a client may already have sent.
     private var grace: Duration = .seconds(1)
+    /// Set once the shutdown's grace has passed and its idle connections were closed.
+    private var idleSwept = false
+    /// Connections this server shut down as idle during its shutdown: a request read from one
+    /// afterwards (sent just as it was closed) is not handled, since its answer cannot go out.
+    private var closedIdle: Set<ObjectIdentifier> = []
 
     public init(_ configuration: Configuration, handler: @escaping Handler) {
         self.configuration = configuration
@@ -94,7 +99,11 @@ public final class HTTPServer: @unchecked Sendable {
         // Still waiting for a request after the grace, no answer owed: nothing more will come.
         // (One whose answer is still going out is closed when it has gone: see answerWritten.)
         lock.withLock {
-            for key in idleKeys { connections[key]?.shutdown() }
+            idleSwept = true
+            for key in idleKeys {
+                closedIdle.insert(key)
+                connections[key]?.shutdown()
+            }
         }
         while lock.withLock({ !connections.isEmpty }) && ContinuousClock.now - started < timeout {
             Thread.sleep(forTimeInterval: 0.01)
@@ -132,17 +141,30 @@ public final class HTTPServer: @unchecked Sendable {
         }
     }
 
-    private func answerStarted(_ socket: Socket) {
-        _ = lock.withLock { answerOwed.insert(ObjectIdentifier(socket)) }
+    /// Records that an answer is owed on `socket`; false when the shutdown closed it as idle
+    /// meanwhile, and the request must not be handled.
+    private func answerStarted(_ socket: Socket) -> Bool {
+        let key = ObjectIdentifier(socket)
+        return lock.withLock {
+            guard !closedIdle.contains(key) else { return false }
+            answerOwed.insert(key)
+            return true
+        }
     }
 
-    /// The answer on `socket` has gone. During a shutdown a connection now idle is closed here,
-    /// since the sweep after the grace may have passed it while its answer was still owed.
+    /// The answer on `socket` has gone. After the shutdown's sweep a connection now idle is
+    /// closed here, since the sweep may have passed it while its answer was still owed. Not
+    /// before the sweep: an answer that began before the shutdown said keep-alive, and its
+    /// client may send its next request at once, which the grace is there to answer (closing
+    /// then stored that request's message and cut off its 202).
     private func answerWritten(_ socket: Socket) {
         let key = ObjectIdentifier(socket)
         lock.withLock {
             answerOwed.remove(key)
-            if !running, awaitingSince[key] != nil { connections[key]?.shutdown() }
+            if idleSwept, awaitingSince[key] != nil {
+                closedIdle.insert(key)
+                connections[key]?.shutdown()
+            }
         }
     }
 
@@ -172,6 +194,7 @@ public final class HTTPServer: @unchecked Sendable {
                     connections.removeValue(forKey: ObjectIdentifier(socket))
                     awaitingSince.removeValue(forKey: ObjectIdentifier(socket))
                     answerOwed.remove(ObjectIdentifier(socket))
+                    closedIdle.remove(ObjectIdentifier(socket))
                     socket.close()
                 }
             }
@@ -250,7 +273,7 @@ public final class HTTPServer: @unchecked Sendable {
             } catch {
                 return
             }
-            answerStarted(socket)
+            guard answerStarted(socket) else { return }
             previous = HTTPResponder(request, on: socket, handler: handler, writeTimeout: configuration.requestTimeout,
                                      keepAlive: { [self] in keepAlive && isRunning }, onResponse: configuration.onResponse,
                                      onWritten: { [self] in answerWritten(socket) })
