@@ -100,10 +100,7 @@ public final class HTTPServer: @unchecked Sendable {
         // (One whose answer is still going out is closed when it has gone: see answerWritten.)
         lock.withLock {
             idleSwept = true
-            for key in idleKeys {
-                closedIdle.insert(key)
-                connections[key]?.shutdown()
-            }
+            for key in idleKeys { closeIdle(key) }
         }
         while lock.withLock({ !connections.isEmpty }) && ContinuousClock.now - started < timeout {
             Thread.sleep(forTimeInterval: 0.01)
@@ -161,11 +158,15 @@ public final class HTTPServer: @unchecked Sendable {
         let key = ObjectIdentifier(socket)
         lock.withLock {
             answerOwed.remove(key)
-            if idleSwept, awaitingSince[key] != nil {
-                closedIdle.insert(key)
-                connections[key]?.shutdown()
-            }
+            if idleSwept, awaitingSince[key] != nil { closeIdle(key) }
         }
+    }
+
+    /// Shuts down an idle connection during the shutdown, remembering it so that a request read
+    /// from it afterwards is not handled (`answerStarted`). Call under the lock.
+    private func closeIdle(_ key: ObjectIdentifier) {
+        closedIdle.insert(key)
+        connections[key]?.shutdown()
     }
 
     private func acceptLoop(_ listener: Socket) {
