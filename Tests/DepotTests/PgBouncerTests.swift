@@ -115,7 +115,8 @@ struct PgBouncerTests {
             #expect(heard, "the node never started the processor added after it started: \(node.stderr.suffix(800))")
 
             // The traffic went through PgBouncer (two server connections for all those clients).
-            #expect(try await bouncer.transactions(database: cluster.databaseName) > 300)
+            // SHOW STATS totals are refreshed every stats_period (1 s here): wait for the next.
+            #expect(try await eventually(timeout: .seconds(10)) { try await bouncer.transactions(database: cluster.databaseName) > 300 })
             node.signal(SIGTERM)
             #expect(await node.wait() == 0, "\(node.stderr.suffix(800))")
             #expect(Self.complaints(node).isEmpty, "\(Self.complaints(node).prefix(5))")
@@ -229,7 +230,8 @@ struct PgBouncerTests {
             let direct = try await Connection.connect(database)
             defer { direct.close() }
             #expect(try await direct.query("SELECT count(*) FROM depot.messages WHERE store = 'orders'").first?.decode(at: 0, as: Int.self) == 3)
-            #expect(try await bouncer.transactions(database: URLComponents(string: database.connectionString)!.path.dropFirst().description) > 5)
+            let databaseName = URLComponents(string: database.connectionString)!.path.dropFirst().description
+            #expect(try await eventually(timeout: .seconds(10)) { try await bouncer.transactions(database: databaseName) > 5 })
         }
     }
 

@@ -52,6 +52,7 @@ public final class PgBouncer: Sendable {
             default_pool_size = \(poolSize)
             max_client_conn = 1000
             admin_users = \(user)
+            stats_period = 1
             """
         try settings.write(toFile: directory + "/pgbouncer.ini", atomically: true, encoding: .utf8)
         try "\"\(user)\" \"\(password.removingPercentEncoding ?? password)\"\n".write(toFile: directory + "/userlist.txt", atomically: true, encoding: .utf8)
@@ -99,7 +100,7 @@ public final class PgBouncer: Sendable {
         }
     }
 
-    /// Transactions PgBouncer has passed to `database` so far (`SHOW STATS` on its admin console,
+    /// Transactions PgBouncer has passed to `database`, as of its last stats refresh (every stats_period, 1 s here; `SHOW STATS` on its admin console,
     /// through psql: the console answers only the simple query protocol).
     public func transactions(database: String, serverURL: String? = nil) async throws -> Int {
         guard let psql = (["/usr/bin/psql"] + ((try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? [])
