@@ -1,0 +1,16 @@
+-- Vacuum never truncates depot.messages (issue 20: the mixed load's latency spikes).
+--
+-- A queue that keeps up is nearly empty, so the pages at the end of the table are empty when a
+-- vacuum reaches them, and every VACUUM (the node's, once 10,000 acked rows are dead, and
+-- autovacuum's) ended by truncating them: it asks for an ACCESS EXCLUSIVE lock on the table, tries
+-- again every 50 ms for up to 5 s while producers and members keep the table busy, and whenever
+-- it gets the lock every INSERT, claim and ack waits behind it until it notices them (it checks
+-- every 20 ms); the next inserts then extend the table again. Sampled every 0.2 s under the mixed
+-- load (8 library producers, 50 HTTP clients, 8 members, 15,800 msg/s in and out), the node's
+-- vacuum was in that phase ("truncating heap", waiting on VacuumTruncate) in 54 of 150 samples.
+--
+-- Without it the empty pages stay and the next inserts fill them, as they fill the space any
+-- vacuum frees. The cost: the table keeps the largest size a backlog gave it. To give that space
+-- back after draining a large backlog, run VACUUM (TRUNCATE) depot.messages (the option
+-- overrides this setting) when the cluster is quiet.
+ALTER TABLE depot.messages SET (vacuum_truncate = false);
