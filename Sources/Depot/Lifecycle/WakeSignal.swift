@@ -55,7 +55,7 @@ final class WakeSignal: @unchecked Sendable {
     func wait(timeout: Duration?) async {
         if let timeout, timeout <= .zero { return }
         let id = UUID()
-        var timer: DispatchWorkItem?
+        var timer: Timeout.Handle?
         await withCheckedContinuation { continuation in
             let returnsNow = lock.withLock {
                 if closed || missed {

@@ -81,7 +81,7 @@ public final class StoreArrivals: @unchecked Sendable {
     func wait(for store: String, after generation: UInt64, timeout: Duration) async {
         guard timeout > .zero else { return }
         let id = UUID()
-        var timer: DispatchWorkItem?
+        var timer: Timeout.Handle?
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let returnsNow = lock.withLock { () -> Bool in
                 if closed || (generations[store] ?? 0) &+ everyone != generation { return true }

@@ -9,11 +9,14 @@ public struct DeadlineExceeded: Error, Sendable, CustomStringConvertible {
 /// Runs `operation`, giving up after `limit`. The operation is not cancelled on timeout (a
 /// statement blocked in libpq cannot be), it finishes or fails in the background; callers
 /// must make a late success harmless (producers do: the same message id is stored once).
+/// The operation starts on the caller's thread (`Task.immediate`) and leaves it where it first
+/// waits (for the connection's thread, for a producer): a message stored costs no hop to
+/// Swift's pool on the way out.
 func withDeadline<T: Sendable>(_ limit: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
     return try await withCheckedThrowingContinuation { continuation in
         let once = Once(continuation)
         let timer = Timeout.after(limit) { once.finish(.failure(DeadlineExceeded(limit: limit))) }
-        Task {
+        Task.immediate {
             do { once.finish(.success(try await operation())) } catch { once.finish(.failure(error)) }
             timer.cancel()
         }
