@@ -36,19 +36,6 @@ struct MessageVacuumTests {
         #expect(try await cluster.integer("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'depot.messages'::regclass") < 3_000)
     }
 
-    @Test("the node's vacuum keeps a drained table's pages: no truncation, whose exclusive lock stalled every insert and claim")
-    func vacuumKeepsEmptyPages() async throws {
-        let cluster = try await clusterWithDeadRows()
-        let pages = "SELECT pg_relation_size('depot.messages') / current_setting('block_size')::bigint"
-        let before = try await cluster.integer(pages)
-        let vacuum = MessageVacuum(minimumDeadRows: 1, pool: cluster.pool)
-        #expect(try await vacuum.vacuumIfDue())
-        #expect(try await cluster.integer(Self.vacuumCount) > 0)
-        // Every page is empty now; a truncating vacuum would have cut the table to none.
-        #expect(before > 10)
-        #expect(try await cluster.integer(pages) == before)
-    }
-
     @Test("the threshold: the minimum for a small table, a twentieth of the live rows for a large one")
     func threshold() async throws {
         let vacuum = MessageVacuum(minimumDeadRows: 10_000, pool: try await TestDatabase.shared())

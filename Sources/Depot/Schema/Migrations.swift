@@ -45,5 +45,6 @@ extension Migration {
         Migration(file: "0024_headers_check_inline.sql", bytes: PackageResources._024_headers_check_inline_sql),
         Migration(file: "0025_one_trigger_call.sql", bytes: PackageResources._025_one_trigger_call_sql),
         Migration(file: "0026_no_vacuum_truncate.sql", bytes: PackageResources._026_no_vacuum_truncate_sql),
+        Migration(file: "0027_vacuum_truncate_again.sql", bytes: PackageResources._027_vacuum_truncate_again_sql),
     ]
 }
