@@ -80,8 +80,8 @@ private final class TimerThread: @unchecked Sendable {
                 continue  // timers set while firing are looked at before sleeping
             }
             if let wake = plannedWake {
-                let seconds = Double((wake - now).components.seconds) + Double((wake - now).components.attoseconds) / 1e18
-                _ = condition.wait(until: Date(timeIntervalSinceNow: seconds))
+                let (seconds, attoseconds) = (wake - now).components
+                _ = condition.wait(until: Date(timeIntervalSinceNow: Double(seconds) + Double(attoseconds) / 1e18))
             } else {
                 condition.wait()
             }
