@@ -8,27 +8,19 @@ import TestSupport
 /// autovacuum when its role may not vacuum it.
 @Suite("Vacuum of depot.messages by the node")
 struct MessageVacuumTests {
-    /// A fresh cluster whose depot.messages held 3,000 messages, all deleted since (as 3,000
-    /// acks would); the statistics flush at once instead of when the backend idles.
-    private func clusterWithDeadRows() async throws -> Cluster {
+    @Test("dead rows past the threshold: a node runs VACUUM (vacuum_count, which autovacuum does not touch, goes up)")
+    func vacuumsPastThreshold() async throws {
         let cluster = try await Cluster.fresh()
         try await cluster.sql("INSERT INTO depot.stores (name) VALUES ('acked')")
         _ = try await cluster.storeTexts("acked", count: 3_000)
+        // As 3,000 acks would; the statistics flush at once instead of when the backend idles.
         try await cluster.sql("DELETE FROM depot.messages; SELECT pg_stat_force_next_flush();")
-        return cluster
-    }
-
-    private static let vacuumCount = "SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'depot.messages'::regclass"
-
-    @Test("dead rows past the threshold: a node runs VACUUM (vacuum_count, which autovacuum does not touch, goes up)")
-    func vacuumsPastThreshold() async throws {
-        let cluster = try await clusterWithDeadRows()
         var configuration = Cluster.nodeConfiguration("node-a")
         configuration.vacuumDeadRows = 1_000
         let node = Node(configuration, pool: cluster.pool)
         let task = Task { try await node.run() }
         let vacuumed = try await eventually(timeout: .seconds(30), every: .milliseconds(200)) {
-            try await cluster.integer(Self.vacuumCount) > 0
+            try await cluster.integer("SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'depot.messages'::regclass") > 0
         }
         await node.stop()
         try await task.value
