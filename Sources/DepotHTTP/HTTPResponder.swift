@@ -5,7 +5,9 @@ import Foundation
 /// handler first suspends and only meets the responder again before the next request (when it is
 /// long done). The task starts on the connection's thread (`Task.immediate`): a handler that
 /// answers without suspending (the echo back end, health checks, refusals) answers from there,
-/// with no hop to Swift's pool and back.
+/// with no hop to Swift's pool and back. Nor does one whose database calls block the thread they
+/// run on (the ingress marks its connections' threads so, `onConnectionThread`): a message is
+/// stored and answered from the connection's thread, which reads the next request afterwards.
 ///
 /// What the socket does not take at once (a large body, a slow reader) goes to a thread of its
 /// own: the task never blocks Swift's cooperative pool.

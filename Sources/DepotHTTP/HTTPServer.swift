@@ -25,6 +25,10 @@ public final class HTTPServer: @unchecked Sendable {
         /// returns is sent instead, and the connection closed without reading the body (a 401
         /// must not cost the server the body of a caller it does not know). Default nil.
         public var headCheck: (@Sendable (HTTPRequest) -> HTTPResponse?)?
+        /// Runs on each connection's thread before it reads: a handler starts on that thread
+        /// and runs there until it first suspends, so this may mark the thread as one that
+        /// may block (a database call made there then needs no thread switch). Default nil.
+        public var onConnectionThread: (@Sendable () -> Void)?
 
         public init(host: String = "127.0.0.1", port: Int = 0, limits: HTTPLimits = HTTPLimits(),
                     idleTimeout: Duration = .seconds(60), requestTimeout: Duration = .seconds(10), maximumConnections: Int = 1024) {
@@ -190,6 +194,7 @@ public final class HTTPServer: @unchecked Sendable {
                 continue
             }
             let thread = Thread { [self] in
+                configuration.onConnectionThread?()
                 serve(socket)
                 lock.withLock {
                     connections.removeValue(forKey: ObjectIdentifier(socket))

@@ -12,6 +12,7 @@ import Darwin
 ///
 /// libpq calls block, so each connection owns a serial dispatch queue (its own thread) and every
 /// libpq call runs there; async callers suspend instead of blocking Swift's cooperative pool.
+/// A caller on a thread marked `BlockingThread` (an HTTP connection's) runs them itself instead.
 /// A connection serves one caller at a time: borrow it from a `ConnectionPool`, or own it.
 public final class Connection: @unchecked Sendable {
     // Every mutable field below is touched only on `queue`. Statements live here, COPY in
@@ -171,7 +172,10 @@ public final class Connection: @unchecked Sendable {
     // MARK: - Running on the connection's thread
 
     func onQueue<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
+        // A caller on a thread that may block (`BlockingThread`) runs the work itself: `sync`
+        // on an idle serial queue runs it on the calling thread.
+        if BlockingThread.isAllowed { return try queue.sync(execute: work) }
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
             queue.async { continuation.resume(with: Result { try work() }) }
         }
     }
@@ -212,7 +216,16 @@ public final class Connection: @unchecked Sendable {
         let lengths = bindings.map { Int32($0.bytes?.count ?? 0) }
         let formats = [Int32](repeating: 1, count: bindings.count)
         let statementName = try preparedName(for: sql, types: types, handle: handle)
-        let result: OpaquePointer? = withParameterPointers(bindings) { values in
+        let deadline = BlockingThread.isAllowed ? BlockingThread.deadline : nil
+        let result: OpaquePointer? = try withParameterPointers(bindings) { values in
+            if let deadline {
+                return try awaitResult(handle, until: deadline) {
+                    if let statementName {
+                        return PQsendQueryPrepared(handle, statementName, Int32(bindings.count), values, lengths, formats, 1)
+                    }
+                    return PQsendQueryParams(handle, sql.text, Int32(bindings.count), types, values, lengths, formats, 1)
+                }
+            }
             if let statementName {
                 return PQexecPrepared(handle, statementName, Int32(bindings.count), values, lengths, formats, 1)
             }
@@ -231,6 +244,45 @@ public final class Connection: @unchecked Sendable {
             throw error
         }
         return Rows(result: result)
+    }
+
+    /// What `PQexec` does, with a limit: sends the statement, then waits for its results no
+    /// later than `deadline`. Past it the statement's fate is unknown and the connection is
+    /// closed (never lent again), as a caller that stopped waiting for it would leave it.
+    /// Returns the statement's result (its error, if one came), nil when the connection failed.
+    private func awaitResult(_ handle: OpaquePointer, until deadline: ContinuousClock.Instant, send: () -> Int32) throws -> OpaquePointer? {
+        guard send() == 1 else { return nil }
+        var kept: OpaquePointer?
+        while true {
+            while PQisBusy(handle) == 1 {
+                let left = deadline - .now
+                guard left > .zero else {
+                    PQclear(kept)
+                    PQfinish(handle)
+                    self.handle = nil
+                    throw PostgresError(kind: .connection, message: "PostgreSQL did not answer within the caller's deadline; the connection was closed")
+                }
+                let millis = Int32(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)
+                var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
+                if poll(&descriptor, 1, millis) > 0, PQconsumeInput(handle) == 0 {
+                    PQclear(kept)
+                    return nil
+                }
+            }
+            guard let next = PQgetResult(handle) else { return kept }
+            let status = PQresultStatus(next)
+            if status == PGRES_COPY_IN || status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH {
+                PQclear(kept)
+                return next  // not a statement `run` sends; `check` accepts it and the caller abandons it
+            }
+            // Like PQexec: the last result, unless an earlier one was an error.
+            if let kept, PQresultStatus(kept) == PGRES_FATAL_ERROR {
+                PQclear(next)
+            } else {
+                PQclear(kept)
+                kept = next
+            }
+        }
     }
 
     /// Says why a statement this connection prepared can be missing (or named twice) on its
@@ -317,7 +369,7 @@ private func withCStrings<R>(_ strings: [String], _ body: ([UnsafePointer<CChar>
     return body(pointers.map { UnsafePointer($0) })
 }
 
-private func withParameterPointers<R>(_ bindings: [SQL.Binding], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+private func withParameterPointers<R>(_ bindings: [SQL.Binding], _ body: ([UnsafePointer<CChar>?]) throws -> R) rethrows -> R {
     // Each binding's bytes stay alive for the call; NULL is a nil pointer.
     var buffers: [UnsafeMutableRawPointer?] = []
     buffers.reserveCapacity(bindings.count)
@@ -328,5 +380,5 @@ private func withParameterPointers<R>(_ bindings: [SQL.Binding], _ body: ([Unsaf
         bytes.withUnsafeBytes { if let base = $0.baseAddress { buffer.copyMemory(from: base, byteCount: bytes.count) } }
         buffers.append(buffer)
     }
-    return body(buffers.map { $0.map { UnsafePointer($0.assumingMemoryBound(to: CChar.self)) } })
+    return try body(buffers.map { $0.map { UnsafePointer($0.assumingMemoryBound(to: CChar.self)) } })
 }

@@ -1,16 +1,24 @@
+import Synchronization
+
 /// A bounded set of connections shared by many tasks.
 ///
 /// `withConnection` lends one connection to one caller at a time. Connections that broke
 /// (server restart, network loss) are dropped on return and replaced by new ones on demand,
 /// so the pool recovers by itself once the server answers again.
-public actor ConnectionPool {
-    public nonisolated let configuration: ConnectionConfiguration
+public final class ConnectionPool: Sendable {
+    public let configuration: ConnectionConfiguration
     /// Most connections open at once. Default 10.
-    public nonisolated let maximumConnections: Int
-    private var idle: [Connection] = []
-    private var openCount = 0
-    private var waiters: [CheckedContinuation<Void, Never>] = []
-    private var isClosed = false
+    public let maximumConnections: Int
+    /// Lending and taking back are a few instructions under a lock, not a hop to an actor: a
+    /// caller on a thread that may block (`BlockingThread`) stays on it for the whole statement.
+    private let state = Mutex(State())
+
+    private struct State {
+        var idle: [Connection] = []
+        var openCount = 0
+        var waiters: [CheckedContinuation<Void, Never>] = []
+        var isClosed = false
+    }
 
     public init(_ configuration: ConnectionConfiguration = .fromEnvironment(), maximumConnections: Int = 10) {
         precondition(maximumConnections >= 1, "a pool needs at least one connection")
@@ -19,75 +27,110 @@ public actor ConnectionPool {
     }
 
     /// Lends a connection to `body` and takes it back afterwards, whatever happens.
-    public nonisolated func withConnection<T: Sendable>(_ body: (Connection) async throws -> T) async throws -> T {
+    public func withConnection<T: Sendable>(_ body: (Connection) async throws -> T) async throws -> T {
         let connection = try await acquire()
         do {
             let value = try await body(connection)
-            await release(connection)
+            release(connection)
             return value
         } catch {
-            await release(connection)
+            release(connection)
             throw error
         }
     }
 
     /// Runs `body` in a transaction on one pooled connection.
-    public nonisolated func withTransaction<T: Sendable>(_ body: (Connection) async throws -> T) async throws -> T {
+    public func withTransaction<T: Sendable>(_ body: (Connection) async throws -> T) async throws -> T {
         try await withConnection { connection in try await connection.transaction(body) }
     }
 
     /// Runs one statement on a pooled connection.
     @discardableResult
-    public nonisolated func query(_ sql: SQL) async throws -> Rows {
+    public func query(_ sql: SQL) async throws -> Rows {
         try await withConnection { try await $0.query(sql) }
     }
 
     /// Closes idle connections and refuses new work; lent connections close when returned.
-    public func close() {
-        isClosed = true
+    public func close() async {
+        let (idle, waiters) = state.withLock { state in
+            state.isClosed = true
+            defer {
+                state.openCount -= state.idle.count
+                state.idle.removeAll()
+                state.waiters.removeAll()
+            }
+            return (state.idle, state.waiters)
+        }
         idle.forEach { $0.close() }
-        openCount -= idle.count
-        idle.removeAll()
         waiters.forEach { $0.resume() }
-        waiters.removeAll()
+    }
+
+    private enum Step {
+        case lend(Connection)
+        case connect
+        case wait
     }
 
     private func acquire() async throws -> Connection {
         while true {
-            guard !isClosed else { throw PostgresError(kind: .usage, message: "the connection pool is closed") }
-            if let connection = idle.popLast() {
+            let step: Step? = state.withLock { state in
+                guard !state.isClosed else { return nil }
+                if let connection = state.idle.popLast() { return .lend(connection) }
+                if state.openCount < maximumConnections {
+                    state.openCount += 1
+                    return .connect
+                }
+                return .wait
+            }
+            switch step {
+            case nil:
+                throw PostgresError(kind: .usage, message: "the connection pool is closed")
+            case .lend(let connection):
                 if connection.isBroken {
-                    openCount -= 1
+                    connection.close()
+                    state.withLock { $0.openCount -= 1 }
                     continue
                 }
                 return connection
-            }
-            if openCount < maximumConnections {
-                openCount += 1
+            case .connect:
                 do {
                     return try await Connection.connect(configuration)
                 } catch {
-                    openCount -= 1
-                    wakeOne()
+                    let waiter = state.withLock { state in
+                        state.openCount -= 1
+                        return state.waiters.isEmpty ? nil : state.waiters.removeFirst()
+                    }
+                    waiter?.resume()
                     throw error
                 }
+            case .wait:
+                await withCheckedContinuation { continuation in
+                    // Whatever changed since the look above (a connection back, one closed,
+                    // the pool closed) is seen here, under the same lock release() takes.
+                    let lookAgain = state.withLock { state in
+                        if state.isClosed || !state.idle.isEmpty || state.openCount < maximumConnections { return true }
+                        state.waiters.append(continuation)
+                        return false
+                    }
+                    if lookAgain { continuation.resume() }
+                }
             }
-            await withCheckedContinuation { waiters.append($0) }
         }
     }
 
     private func release(_ connection: Connection) {
         // A connection returned inside a transaction (a caller's mistake) is not lent again.
-        if isClosed || !connection.isReusable {
-            connection.close()
-            openCount -= 1
-        } else {
-            idle.append(connection)
+        let reusable = connection.isReusable
+        let (closing, waiter) = state.withLock { state in
+            let closing = state.isClosed || !reusable
+            if closing {
+                state.openCount -= 1
+            } else {
+                state.idle.append(connection)
+            }
+            return (closing, state.waiters.isEmpty ? nil : state.waiters.removeFirst())
         }
-        wakeOne()
-    }
-
-    private func wakeOne() {
-        if !waiters.isEmpty { waiters.removeFirst().resume() }
+        if closing { connection.close() }
+        waiter?.resume()
     }
 }

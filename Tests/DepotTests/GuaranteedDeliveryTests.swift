@@ -51,4 +51,41 @@ struct GuaranteedDeliveryTests {
         #expect(try await stores.store(named: "orders-failover", kind: .memory).counts().total == 0)
         await pool.close()
     }
+
+    @Test("over HTTP, an INSERT held up past the producer's deadline (its table locked) still gets a 202 in time, the message held in the failover store")
+    func deadlineOverHTTP() async throws {
+        let cluster = try await Cluster.fresh()
+        try await cluster.sql("""
+            INSERT INTO depot.stores (name, kind) VALUES ('orders-failover', 'memory');
+            INSERT INTO depot.stores (name, failover_store, guaranteed_delivery) VALUES ('orders', 'orders-failover', true);
+            """)
+        let stores = StoreDirectory(pool: cluster.pool)
+        let ingress = try cluster.startIngress(stores: stores, producer: .init(primaryTimeout: .milliseconds(500)))
+        defer { ingress.server.stop() }
+        struct Answer: Decodable { let id: String; let held_in: String? }
+        let before = try await ingress.send("POST", "/stores/orders/messages", headers: ["Content-Type": "text/plain"], body: Data("before".utf8))
+        #expect(before.status == 202)
+        #expect(try JSONDecoder().decode(Answer.self, from: before.body).held_in == nil)
+
+        // The ingress answers from its connection's thread, which waits for PostgreSQL itself:
+        // the deadline must end that wait too. The lock goes after 10 s whatever happens, so a
+        // wait that ignored the deadline fails this test instead of hanging it.
+        let locker = try await Connection.connect(cluster.pool.configuration)
+        defer { locker.close() }
+        try await locker.execute("BEGIN")
+        try await locker.execute("LOCK TABLE depot.messages IN ACCESS EXCLUSIVE MODE")
+        let release = Task {
+            try? await Task.sleep(for: .seconds(10))
+            _ = try? await locker.execute("ROLLBACK")
+        }
+        let started = ContinuousClock.now
+        let held = try await ingress.send("POST", "/stores/orders/messages", headers: ["Content-Type": "text/plain"], body: Data("held".utf8))
+        let waited = ContinuousClock.now - started
+        release.cancel()
+        _ = try await locker.execute("ROLLBACK")
+        #expect(held.status == 202, "\(String(decoding: held.body, as: UTF8.self))")
+        #expect(try JSONDecoder().decode(Answer.self, from: held.body).held_in == "orders-failover")
+        #expect(waited >= .milliseconds(500) && waited < .seconds(5), "answered after \(waited)")
+        #expect(try await stores.store(named: "orders-failover", kind: .memory).counts().ready == 1)
+    }
 }

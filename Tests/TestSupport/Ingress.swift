@@ -25,8 +25,8 @@ extension Cluster {
     /// wakes its waiting claims (pass a running node's to have its LISTEN wake them).
     public func startIngress(node: String = "node-a", token: String? = nil, scopedTokens: [IngressTokens.Scoped] = [],
                              stores: StoreDirectory? = nil, metrics: NodeMetrics = NodeMetrics(), limits: HTTPLimits = HTTPLimits(),
-                             arrivals: StoreArrivals = StoreArrivals()) throws -> RunningIngress {
-        let producer = Producer(pool: pool, stores: stores ?? StoreDirectory(pool: pool), metrics: metrics)
+                             arrivals: StoreArrivals = StoreArrivals(), producer producerConfiguration: Producer.Configuration = .init()) throws -> RunningIngress {
+        let producer = Producer(pool: pool, stores: stores ?? StoreDirectory(pool: pool), configuration: producerConfiguration, metrics: metrics)
         let ingress = IngressService(.init(node: node, token: token, scopedTokens: scopedTokens), producer: producer, pool: pool, metrics: metrics,
                                      arrivals: arrivals)
         let server = ingress.server(host: "127.0.0.1", port: 0, limits: limits)

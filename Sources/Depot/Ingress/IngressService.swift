@@ -68,6 +68,7 @@ public struct IngressService: Sendable {
         let metrics = self.metrics
         serverConfiguration.onResponse = { metrics.recordHTTPResponse(status: $0) }
         serverConfiguration.headCheck = { request in self.refusalBeforeBody(request) }
+        serverConfiguration.onConnectionThread = { BlockingThread.allowOnCurrentThread() }
         return HTTPServer(serverConfiguration) { request in await self.answer(request) }
     }
 

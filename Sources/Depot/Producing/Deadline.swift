@@ -1,4 +1,5 @@
 import Foundation
+import Postgres
 
 /// Thrown by `withDeadline` when the operation did not finish in time.
 public struct DeadlineExceeded: Error, Sendable, CustomStringConvertible {
@@ -16,9 +17,13 @@ func withDeadline<T: Sendable>(_ limit: Duration, _ operation: @escaping @Sendab
     return try await withCheckedThrowingContinuation { continuation in
         let once = Once(continuation)
         let timer = Timeout.after(limit) { once.finish(.failure(DeadlineExceeded(limit: limit))) }
-        Task.immediate {
-            do { once.finish(.success(try await operation())) } catch { once.finish(.failure(error)) }
-            timer.cancel()
+        // On a thread that may block (an HTTP connection's), statements the operation runs
+        // before it first suspends wait there, so they get the deadline too.
+        BlockingThread.withDeadline(.now + limit) {
+            _ = Task.immediate {
+                do { once.finish(.success(try await operation())) } catch { once.finish(.failure(error)) }
+                timer.cancel()
+            }
         }
     }
 }
