@@ -54,6 +54,30 @@ extension Connection {
         }
     }
 
+    /// Hands each notification to `receive` as it arrives, on this connection's thread, while
+    /// `keepGoing()` (asked at least every `check`) says so. One hop to that thread for the whole
+    /// listening session rather than one per wait: a listener woken for every stored message
+    /// spends a thread switch less on each. Throws if the connection breaks.
+    public func receiveNotifications(while keepGoing: @escaping @Sendable () -> Bool, check: Duration = .milliseconds(500),
+                                     _ receive: @escaping @Sendable (PostgresNotification) -> Void) async throws {
+        let millis = Int32(clamping: check.components.seconds * 1000 + check.components.attoseconds / 1_000_000_000_000_000)
+        try await onQueue {
+            let handle = try self.liveHandle(mayReconnect: false)
+            while keepGoing() {
+                var found = self.drainNotifications(handle)
+                if found.isEmpty {
+                    var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
+                    if poll(&descriptor, 1, millis) > 0 {
+                        guard PQconsumeInput(handle) == 1 else { throw self.connectionLost(handle) }
+                        found = self.drainNotifications(handle)
+                    }
+                }
+                guard PQstatus(handle) == CONNECTION_OK else { throw self.connectionLost(handle) }
+                found.forEach(receive)
+            }
+        }
+    }
+
     /// Returns what arrived so far: notifications kept aside earlier plus what libpq has read.
     private func drainNotifications(_ handle: OpaquePointer) -> [PostgresNotification] {
         PQconsumeInput(handle)

@@ -1,5 +1,6 @@
 import Foundation
 import Postgres
+import Synchronization
 import Testing
 import TestSupport
 
@@ -122,6 +123,32 @@ struct ConnectionTests {
         #expect(arrived)
         #expect(received.first?.channel == channel)
         #expect(received.first?.payload == "hello 'there'")
+    }
+
+    @Test("receiveNotifications hands over each NOTIFY in order until told to stop, and throws when its connection is killed")
+    func receiveNotifications() async throws {
+        let listener = try await TestDatabase.connect()
+        let sender = try await TestDatabase.connect()
+        defer { listener.close(); sender.close() }
+        let channel = "depot receive \(UUID().uuidString.prefix(6))"
+        try await listener.listen(channel)
+        let received = Mutex<[String]>([])
+        let stop = Mutex(false)
+        let receiving = Task {
+            try await listener.receiveNotifications(while: { !stop.withLock { $0 } }, check: .milliseconds(20)) { notification in
+                if notification.channel == channel { received.withLock { $0.append(notification.payload) } }
+            }
+        }
+        for index in 0..<20 { try await sender.notify(channel, payload: "n\(index)") }
+        #expect(try await eventually(timeout: .seconds(5)) { received.withLock { $0.count } == 20 })
+        #expect(received.withLock { $0 } == (0..<20).map { "n\($0)" })
+        stop.withLock { $0 = true }
+        try await receiving.value  // returns once told to stop
+
+        let pid = try await listener.query("SELECT pg_backend_pid()").first!.decode(at: 0, as: Int32.self)
+        let killed = Task { try await listener.receiveNotifications(while: { true }, check: .milliseconds(20)) { _ in } }
+        try await sender.execute("SELECT pg_terminate_backend(\(pid))")
+        await #expect(throws: PostgresError.self) { try await killed.value }
     }
 
     @Test("a pool lends at most its size and reuses connections")

@@ -33,13 +33,13 @@ struct NodeListener: Service {
                     await supervisor.wakeAll()
                 }
                 backoff.succeeded()
-                while !shutdown.isTriggered {
-                    for notification in try await connection.notifications(timeout: .milliseconds(500)) {
-                        if notification.channel == "depot_config" {
-                            supervisor.nudge.wake()
-                        } else {
-                            await supervisor.wake(store: notification.payload)
-                        }
+                // On the connection's thread until shutdown or a broken connection: each
+                // notification wakes its waiters from there, with no hop to Swift's pool and back.
+                try await connection.receiveNotifications(while: { !shutdown.isTriggered }) { [supervisor] notification in
+                    if notification.channel == "depot_config" {
+                        supervisor.nudge.wake()
+                    } else {
+                        supervisor.wakeNow(store: notification.payload)
                     }
                 }
             } catch {

@@ -1,6 +1,7 @@
 import DepotHTTP
 import Foundation
 import Postgres
+import Synchronization
 
 /// The node's processors: reads the rows (`runOnce`, on every notification and every
 /// reconcile interval) and starts, restarts or stops processors to match them; at shutdown it
@@ -21,7 +22,11 @@ actor ProcessorSupervisor: Service {
     /// Closed once the node is registered: processors start only then.
     nonisolated let registered: WakeSignal
 
-    private var running: [String: (runtime: ProcessorRuntime, task: Task<Void, Never>)] = [:]
+    private var running: [String: (runtime: ProcessorRuntime, task: Task<Void, Never>)] = [:] {
+        didSet { wakeTargets.withLock { $0 = running.values.map(\.runtime) } }
+    }
+    /// The runtimes in `running`, for `wakeNow` to reach without a hop to this actor.
+    private nonisolated let wakeTargets = Mutex<[ProcessorRuntime]>([])
     private var endpoints: [String: EndpointDefinition] = [:]
     /// Runtimes told to stop that may still be finishing a delivery, awaited at shutdown.
     private var finishing: [UUID: Task<Void, Never>] = [:]
@@ -120,10 +125,12 @@ actor ProcessorSupervisor: Service {
 
     private func forgetFinished(_ id: UUID) { finishing[id] = nil }
 
-    /// Wakes the idle members of every processor consuming `store`, and the HTTP claims waiting for it.
-    func wake(store: String) {
+    /// Wakes the idle members of every processor consuming `store`, and the HTTP claims waiting
+    /// for it. Synchronous, from any thread: the listener calls it for each notification from
+    /// the thread that read it.
+    nonisolated func wakeNow(store: String) {
         arrivals.announce(store)
-        for (_, entry) in running { entry.runtime.wake(store: store) }
+        for runtime in wakeTargets.withLock({ $0 }) { runtime.wake(store: store) }
     }
 
     /// Wakes every member and every waiting HTTP claim (notifications may have been missed).
