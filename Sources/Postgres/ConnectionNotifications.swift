@@ -39,18 +39,7 @@ extension Connection {
     /// Blocks this connection's own thread, never the cooperative pool. Throws if the connection breaks.
     public func notifications(timeout: Duration) async throws -> [PostgresNotification] {
         try await onQueue {
-            let handle = try self.liveHandle(mayReconnect: false)
-            var found = self.drainNotifications(handle)
-            if found.isEmpty {
-                let millis = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
-                var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
-                let ready = poll(&descriptor, 1, millis)
-                if ready > 0 {
-                    guard PQconsumeInput(handle) == 1 else { throw self.connectionLost(handle) }
-                    found = self.drainNotifications(handle)
-                }
-            }
-            return found
+            try self.awaitNotifications(try self.liveHandle(mayReconnect: false), millis: Self.millis(timeout))
         }
     }
 
@@ -60,22 +49,28 @@ extension Connection {
     /// spends a thread switch less on each. Throws if the connection breaks.
     public func receiveNotifications(while keepGoing: @escaping @Sendable () -> Bool, check: Duration = .milliseconds(500),
                                      _ receive: @escaping @Sendable (PostgresNotification) -> Void) async throws {
-        let millis = Int32(clamping: check.components.seconds * 1000 + check.components.attoseconds / 1_000_000_000_000_000)
         try await onQueue {
             let handle = try self.liveHandle(mayReconnect: false)
             while keepGoing() {
-                var found = self.drainNotifications(handle)
-                if found.isEmpty {
-                    var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
-                    if poll(&descriptor, 1, millis) > 0 {
-                        guard PQconsumeInput(handle) == 1 else { throw self.connectionLost(handle) }
-                        found = self.drainNotifications(handle)
-                    }
-                }
+                let found = try self.awaitNotifications(handle, millis: Self.millis(check))
                 guard PQstatus(handle) == CONNECTION_OK else { throw self.connectionLost(handle) }
                 found.forEach(receive)
             }
         }
+    }
+
+    /// What has arrived, or else what arrives within `millis`; on the connection's thread.
+    private func awaitNotifications(_ handle: OpaquePointer, millis: Int32) throws -> [PostgresNotification] {
+        let found = drainNotifications(handle)
+        guard found.isEmpty else { return found }
+        var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
+        guard poll(&descriptor, 1, millis) > 0 else { return [] }
+        guard PQconsumeInput(handle) == 1 else { throw connectionLost(handle) }
+        return drainNotifications(handle)
+    }
+
+    private static func millis(_ duration: Duration) -> Int32 {
+        Int32(clamping: duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
     }
 
     /// Returns what arrived so far: notifications kept aside earlier plus what libpq has read.
