@@ -262,9 +262,8 @@ public final class Connection: @unchecked Sendable {
                     self.handle = nil
                     throw PostgresError(kind: .connection, message: "PostgreSQL did not answer within the caller's deadline; the connection was closed")
                 }
-                let millis = Int32(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)
                 var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
-                if poll(&descriptor, 1, millis) > 0, PQconsumeInput(handle) == 0 {
+                if poll(&descriptor, 1, Self.pollMillis(left)) > 0, PQconsumeInput(handle) == 0 {
                     PQclear(kept)
                     return nil
                 }
@@ -337,6 +336,14 @@ public final class Connection: @unchecked Sendable {
     }
 
     // MARK: - Helpers
+
+    /// `duration` as poll(2)'s timeout, rounded up to the millisecond: a wait for a deadline
+    /// never ends just before it.
+    static func pollMillis(_ duration: Duration) -> Int32 {
+        let (seconds, attoseconds) = duration.components
+        guard seconds < Int64(Int32.max / 1000) else { return Int32.max }
+        return Int32(clamping: max(0, seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000))
+    }
 
     static func oneLine(_ message: UnsafePointer<CChar>?) -> String {
         guard let message else { return "" }

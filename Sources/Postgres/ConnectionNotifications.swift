@@ -39,7 +39,7 @@ extension Connection {
     /// Blocks this connection's own thread, never the cooperative pool. Throws if the connection breaks.
     public func notifications(timeout: Duration) async throws -> [PostgresNotification] {
         try await onQueue {
-            try self.awaitNotifications(try self.liveHandle(mayReconnect: false), millis: Self.millis(timeout))
+            try self.awaitNotifications(try self.liveHandle(mayReconnect: false), millis: Self.pollMillis(timeout))
         }
     }
 
@@ -52,7 +52,7 @@ extension Connection {
         try await onQueue {
             let handle = try self.liveHandle(mayReconnect: false)
             while keepGoing() {
-                let found = try self.awaitNotifications(handle, millis: Self.millis(check))
+                let found = try self.awaitNotifications(handle, millis: Self.pollMillis(check))
                 guard PQstatus(handle) == CONNECTION_OK else { throw self.connectionLost(handle) }
                 found.forEach(receive)
             }
@@ -67,10 +67,6 @@ extension Connection {
         guard poll(&descriptor, 1, millis) > 0 else { return [] }
         guard PQconsumeInput(handle) == 1 else { throw connectionLost(handle) }
         return drainNotifications(handle)
-    }
-
-    private static func millis(_ duration: Duration) -> Int32 {
-        Int32(clamping: duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
     }
 
     /// Returns what arrived so far: notifications kept aside earlier plus what libpq has read.
